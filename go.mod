@@ -1,0 +1,3 @@
+module github.com/fungistor/fungistor
+
+go 1.26.8
