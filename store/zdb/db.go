@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -99,6 +100,39 @@ type DB struct {
 	ckpt chan *Namespace
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	stats Stats
+}
+
+// Stats counts disk traffic and failures since Open.
+type Stats struct {
+	DataReadBytes   atomic.Int64
+	DataWriteBytes  atomic.Int64
+	DataReadErrors  atomic.Int64
+	DataWriteErrors atomic.Int64
+}
+
+// Stats returns the DB's live counters.
+func (db *DB) Stats() *Stats { return &db.stats }
+
+// Reload closes a namespace and opens it again from its files (RELOAD).
+func (db *DB) Reload(name string) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	ns := db.nss[name]
+	if ns == nil {
+		return ErrNoNamespace
+	}
+	if err := ns.close(true); err != nil {
+		return err
+	}
+	fresh, err := db.openNamespace(name, nil)
+	if err != nil {
+		delete(db.nss, name)
+		return err
+	}
+	db.nss[name] = fresh
+	return nil
 }
 
 // ErrLocked reports that another process has the data directory open.

@@ -129,15 +129,16 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// ValidName reports whether name can be a namespace: 1 to 128 bytes of
-// letters, digits, '-', '_' and '.', not starting with '.'.
+// ValidName reports whether name can be a namespace: 1 to 128 printable
+// ASCII bytes without '/', '\' or '~' (compaction uses it), not starting
+// with '.'.
 func ValidName(name string) bool {
 	if len(name) == 0 || len(name) > 128 || name[0] == '.' {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+		if c <= ' ' || c >= '~' || c == '/' || c == '\\' {
 			return false
 		}
 	}

@@ -46,6 +46,7 @@ type Namespace struct {
 	curSize  int64  // logical size of the current (last) file, buffer included
 	wbuf     []byte
 	wbufOff  int64 // offset in the current file of wbuf[0]
+	scratch  []byte // for comparisons under mu (write lock)
 	dataSize int64 // logical bytes of all data files
 	keys     *keyIndex
 	seq      *seqIndex
@@ -119,6 +120,12 @@ func (ns *Namespace) checkReadable() error {
 // namespace a nil key appends a new id. changed is false (and nothing is
 // written) when key already holds an equal value.
 func (ns *Namespace) Write(key, value []byte) (stored []byte, changed bool, commit uint64, err error) {
+	return ns.WriteTime(key, value, ns.db.now())
+}
+
+// WriteTime is Write with the record's timestamp given (replication: 0-db's
+// admin-only SET key value timestamp).
+func (ns *Namespace) WriteTime(key, value []byte, now uint32) (stored []byte, changed bool, commit uint64, err error) {
 	if len(value) > store.MaxValueSize {
 		return nil, false, 0, store.ErrValueTooLarge
 	}
@@ -126,7 +133,6 @@ func (ns *Namespace) Write(key, value []byte) (stored []byte, changed bool, comm
 		return nil, false, 0, store.ErrKeyTooLong
 	}
 	valCRC := crc(value)
-	now := ns.db.now()
 
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
@@ -146,10 +152,10 @@ func (ns *Namespace) Write(key, value []byte) (stored []byte, changed bool, comm
 		if !e.deleted() {
 			oldLen = e.valLen
 			if ns.settings.Worm {
-				return nil, false, 0, errWorm
+				return nil, false, 0, ErrWorm
 			}
 			if e.valLen == uint32(len(value)) && e.valCRC == valCRC {
-				if same, err := ns.sameValueLocked(e.loc, value); err != nil {
+				if same, err := ns.sameValueLocked(e.loc, len(key), value); err != nil {
 					return nil, false, 0, err
 				} else if same {
 					return key, false, 0, nil
@@ -169,7 +175,9 @@ func (ns *Namespace) Write(key, value []byte) (stored []byte, changed bool, comm
 	return key, true, ns.endPos().u64(), nil
 }
 
-var errWorm = fmt.Errorf("%w: worm mode forbids overwrite and delete", store.ErrReadOnly)
+// ErrWorm: the namespace is in worm mode (write once, read many) and the
+// key exists, so it may be neither overwritten nor deleted.
+var ErrWorm = fmt.Errorf("%w: worm mode forbids overwrite and delete", store.ErrReadOnly)
 
 func (ns *Namespace) writeSeq(key, value []byte, valCRC, now uint32) ([]byte, bool, uint64, error) {
 	id := ns.seq.next()
@@ -179,21 +187,21 @@ func (ns *Namespace) writeSeq(key, value []byte, valCRC, now uint32) ([]byte, bo
 		var err error
 		id, err = seqID(key)
 		if err != nil {
-			return nil, false, 0, errOnlyUpdate
+			return nil, false, 0, ErrOnlyUpdate
 		}
 		old, err := ns.seq.get(id)
 		if err != nil {
 			return nil, false, 0, err
 		}
 		if old.empty() || old.flags&flagDeleted != 0 {
-			return nil, false, 0, errOnlyUpdate
+			return nil, false, 0, ErrOnlyUpdate
 		}
 		if ns.settings.Worm {
-			return nil, false, 0, errWorm
+			return nil, false, 0, ErrWorm
 		}
 		prev, oldLen = old.loc, old.valLen
 		if old.valLen == uint32(len(value)) {
-			if same, err := ns.sameValueLocked(old.loc, value); err != nil {
+			if same, err := ns.sameValueLocked(old.loc, 8, value); err != nil {
 				return nil, false, 0, err
 			} else if same {
 				return seqKey(id), false, 0, nil
@@ -250,13 +258,20 @@ func (ns *Namespace) payloadLocked() int64 {
 	return ns.keys.payload
 }
 
-// errOnlyUpdate: in a sequential namespace, a key given to SET must be an
+// ErrOnlyUpdate: in a sequential namespace, a key given to SET must be an
 // id that holds a value.
-var errOnlyUpdate = fmt.Errorf("%w: only update of an existing id is allowed", store.ErrInvalidKey)
+var ErrOnlyUpdate = fmt.Errorf("%w: only update of an existing id is allowed", store.ErrInvalidKey)
 
-// sameValueLocked reports whether the record at loc holds exactly value.
-func (ns *Namespace) sameValueLocked(loc pos, value []byte) (bool, error) {
-	_, _, old, err := ns.readRecordLocked(loc)
+// sameValueLocked reports whether the record at loc (of keyLen and len(value)
+// bytes) holds exactly value. It runs only when length and checksum already
+// match, so it nearly always confirms an idempotent rewrite; comparing bytes
+// rather than trusting a 32-bit checksum means a new value is never dropped.
+func (ns *Namespace) sameValueLocked(loc pos, keyLen int, value []byte) (bool, error) {
+	size := int64(recHeaderSize) + int64(keyLen) + int64(len(value))
+	_, _, old, rec, err := ns.readRecordInto(loc, size, ns.scratch)
+	if cap(rec) <= 1<<20 {
+		ns.scratch = rec
+	}
 	if err != nil {
 		return false, err
 	}
@@ -266,17 +281,21 @@ func (ns *Namespace) sameValueLocked(loc pos, value []byte) (bool, error) {
 // Delete writes a deletion marker for key without waiting for the disk, and
 // returns the commit position for Flush.
 func (ns *Namespace) Delete(key []byte) (uint64, error) {
+	return ns.DeleteTime(key, ns.db.now())
+}
+
+// DeleteTime is Delete with the marker's timestamp given.
+func (ns *Namespace) DeleteTime(key []byte, now uint32) (uint64, error) {
 	if len(key) > store.MaxKeySize {
 		return 0, store.ErrKeyTooLong
 	}
-	now := ns.db.now()
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if err := ns.checkWritable(); err != nil {
 		return 0, err
 	}
 	if ns.settings.Worm {
-		return 0, errWorm
+		return 0, ErrWorm
 	}
 	if ns.settings.Mode == ModeSeq {
 		id, err := seqID(key)
@@ -341,11 +360,13 @@ func (ns *Namespace) appendLocked(h recHeader, key, value []byte) (pos, error) {
 func (ns *Namespace) flushLocked() error {
 	if len(ns.wbuf) > 0 {
 		if _, err := ns.cur().WriteAt(ns.wbuf, ns.wbufOff); err != nil {
+			ns.db.stats.DataWriteErrors.Add(1)
 			ns.failed = err
 			ns.db.log.Error("zdb: write failed; namespace is read-only until restart", "namespace", ns.name, "err", err)
 			return fmt.Errorf("zdb write: %w", err)
 		}
 		ns.wbufOff += int64(len(ns.wbuf))
+		ns.db.stats.DataWriteBytes.Add(int64(len(ns.wbuf)))
 		if cap(ns.wbuf) > wbufKeep {
 			ns.wbuf = nil
 		}
@@ -503,44 +524,64 @@ func (ns *Namespace) Sync() error {
 // --- reads ---
 
 // readRecordLocked reads and verifies the record at loc, from the write
-// buffer or the data file. The returned slices are freshly allocated (or
-// alias nothing the caller may not keep).
+// buffer or the data file. The returned slices are freshly allocated.
 func (ns *Namespace) readRecordLocked(loc pos) (recHeader, []byte, []byte, error) {
+	h, k, v, _, err := ns.readRecordInto(loc, 0, nil)
+	if err != nil {
+		return h, nil, nil, err
+	}
+	return h, bytes.Clone(k), v, nil
+}
+
+// readRecordInto reads and verifies the record at loc into buf (grown as
+// needed; the key and value alias it). size, when known from the index,
+// saves a second read.
+func (ns *Namespace) readRecordInto(loc pos, size int64, buf []byte) (h recHeader, key, val, rec []byte, err error) {
 	if loc.File == ns.curID() && int64(loc.Off) >= ns.wbufOff {
 		b := ns.wbuf[int64(loc.Off)-ns.wbufOff:]
-		h, k, v, err := decodeRecord(b)
+		h, k, _, err := decodeRecord(b)
 		if err != nil {
-			return h, nil, nil, fmt.Errorf("record %s: %w", loc, err)
+			return h, nil, nil, buf, fmt.Errorf("record %s: %w", loc, err)
 		}
-		return h, bytes.Clone(k), bytes.Clone(v), nil
+		buf = append(buf[:0], b[:h.size()]...)
+		return h, buf[recHeaderSize : recHeaderSize+len(k)], buf[recHeaderSize+len(k) : h.size()], buf, nil
 	}
 	f := ns.file(loc.File)
 	if f == nil {
-		return recHeader{}, nil, nil, fmt.Errorf("record %s: %w: data file missing", loc, store.ErrCorrupt)
+		return recHeader{}, nil, nil, buf, fmt.Errorf("record %s: %w: data file missing", loc, store.ErrCorrupt)
 	}
-	var hb [recHeaderSize + store.MaxKeySize]byte
-	n, err := f.ReadAt(hb[:], int64(loc.Off))
-	if n < recHeaderSize {
-		return recHeader{}, nil, nil, fmt.Errorf("record %s: %w: short read (%v)", loc, store.ErrCorrupt, err)
-	}
-	h, _, err := decodeHeader(hb[:n])
-	if err != nil {
-		return h, nil, nil, fmt.Errorf("record %s: %w", loc, err)
-	}
-	buf := make([]byte, h.size())
-	if int64(n) >= h.size() {
-		copy(buf, hb[:h.size()])
-	} else {
-		copy(buf, hb[:n])
-		if _, err := f.ReadAt(buf[n:], int64(loc.Off)+int64(n)); err != nil {
-			return h, nil, nil, fmt.Errorf("record %s: %w: %v", loc, store.ErrCorrupt, err)
+	if size <= 0 {
+		var hb [recHeaderSize + store.MaxKeySize]byte
+		n, err := f.ReadAt(hb[:], int64(loc.Off))
+		if n < recHeaderSize {
+			ns.db.stats.DataReadErrors.Add(1)
+			return recHeader{}, nil, nil, buf, fmt.Errorf("record %s: %w: short read (%v)", loc, store.ErrCorrupt, err)
 		}
+		hh, _, err := decodeHeader(hb[:n])
+		if err != nil {
+			ns.db.stats.DataReadErrors.Add(1)
+			return hh, nil, nil, buf, fmt.Errorf("record %s: %w", loc, err)
+		}
+		size = hh.size()
 	}
+	if int64(cap(buf)) < size {
+		buf = make([]byte, size)
+	}
+	buf = buf[:size]
+	if _, err := f.ReadAt(buf, int64(loc.Off)); err != nil {
+		ns.db.stats.DataReadErrors.Add(1)
+		return recHeader{}, nil, nil, buf, fmt.Errorf("record %s: %w: %v", loc, store.ErrCorrupt, err)
+	}
+	ns.db.stats.DataReadBytes.Add(size)
 	h, k, v, err := decodeRecord(buf)
-	if err != nil {
-		return h, nil, nil, fmt.Errorf("record %s: %w", loc, err)
+	if err == nil && h.size() != size {
+		err = errBadRecord
 	}
-	return h, k, v, nil
+	if err != nil {
+		ns.db.stats.DataReadErrors.Add(1)
+		return h, nil, nil, buf, fmt.Errorf("record %s: %w", loc, err)
+	}
+	return h, k, v, buf, nil
 }
 
 // Meta describes a key's latest record.
@@ -581,17 +622,25 @@ func (ns *Namespace) lookupLocked(key []byte) (Meta, error) {
 // Get returns key's value, verified against its checksum, or
 // store.ErrNotFound.
 func (ns *Namespace) Get(_ context.Context, key []byte) ([]byte, error) {
+	v, _, err := ns.GetBuf(key, nil)
+	return v, err
+}
+
+// GetBuf is Get reading into buf (grown as needed): it returns the value,
+// which aliases the returned buffer, for reuse by the next call.
+func (ns *Namespace) GetBuf(key, buf []byte) (value, newBuf []byte, err error) {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
 	if err := ns.checkReadable(); err != nil {
-		return nil, err
+		return nil, buf, err
 	}
 	m, err := ns.lookupLocked(key)
 	if err != nil {
-		return nil, err
+		return nil, buf, err
 	}
-	_, _, v, err := ns.readRecordLocked(m.loc)
-	return v, err
+	size := int64(recHeaderSize) + int64(len(m.Key)) + int64(m.Size)
+	_, _, v, rec, err := ns.readRecordInto(m.loc, size, buf)
+	return v, rec, err
 }
 
 // Stat returns key's size and time without reading its value.
@@ -930,6 +979,23 @@ func (ns *Namespace) switchModeLocked(m Mode) error {
 	}
 	ns.seq, ns.keys = nil, newKeyIndex()
 	return nil
+}
+
+// Jump closes the current data file and starts the next one (NSJUMP).
+func (ns *Namespace) Jump() error {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if err := ns.checkWritable(); err != nil {
+		return err
+	}
+	return ns.rotateLocked()
+}
+
+// CurrentFile returns the id and end offset of the data file being written.
+func (ns *Namespace) CurrentFile() (uint32, int64) {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return ns.curID(), ns.curSize
 }
 
 // SetLocked makes the namespace read-only (or writable again).

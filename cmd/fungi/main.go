@@ -1,0 +1,116 @@
+// Command fungi is FungiStor's single binary: the node, its tools and the
+// standalone ZDB server. Each subcommand parses its flags into a config and
+// calls a package; nothing here holds logic worth testing on its own.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/pprof"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type command struct {
+	name, summary string
+	run           func(args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"zdb", "run a standalone 0-db compatible ZDB server (zdb check|compact: offline tools)", runZDB},
+		{"version", "print the version", func([]string) error { fmt.Println("fungi", version); return nil }},
+	}
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "usage: fungi <command> [flags]\n\ncommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(os.Stderr, "\nRun 'fungi <command> --help' for a command's flags.\n")
+}
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		usage()
+		if len(os.Args) < 2 {
+			os.Exit(2)
+		}
+		return
+	}
+	if path := os.Getenv("FUNGI_CPUPROFILE"); path != "" {
+		// for developers: profile a whole run 
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+		}
+	}
+	code := run()
+	pprof.StopCPUProfile()
+	os.Exit(code)
+}
+
+func run() int {
+	for _, c := range commands() {
+		if c.name == os.Args[1] {
+			if err := c.run(os.Args[2:]); err != nil {
+				if errors.Is(err, flag.ErrHelp) {
+					return 0
+				}
+				fmt.Fprintf(os.Stderr, "fungi %s: %v\n", c.name, err)
+				return exitCode(err)
+			}
+			return 0
+		}
+	}
+	fmt.Fprintf(os.Stderr, "fungi: unknown command %q (see 'fungi help')\n", os.Args[1])
+	return 2
+}
+
+// usageError marks bad command-line input (exit status 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+// newFlagSet returns a flag set that reports errors as one line.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	return fs
+}
+
+// parseFlags parses args and turns flag errors into usage errors; the flag
+// package has already printed the usage for -help.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(discardUnlessHelp{})
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(os.Stderr)
+		fs.Usage()
+		return err
+	}
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+type discardUnlessHelp struct{}
+
+func (discardUnlessHelp) Write(p []byte) (int, error) { return len(p), nil }
