@@ -43,7 +43,7 @@ func main() {
 		return
 	}
 	if path := os.Getenv("FUNGI_CPUPROFILE"); path != "" {
-		// for developers: profile a whole run 
+		// for developers: profile a whole run
 		if f, err := os.Create(path); err == nil {
 			pprof.StartCPUProfile(f)
 		}

@@ -45,9 +45,9 @@ type Namespace struct {
 	firstID  uint32 // id of files[0]
 	curSize  int64  // logical size of the current (last) file, buffer included
 	wbuf     []byte
-	wbufOff  int64 // offset in the current file of wbuf[0]
+	wbufOff  int64  // offset in the current file of wbuf[0]
 	scratch  []byte // for comparisons under mu (write lock)
-	dataSize int64 // logical bytes of all data files
+	dataSize int64  // logical bytes of all data files
 	keys     *keyIndex
 	seq      *seqIndex
 	failed   error // a write to disk failed; the namespace refuses writes
