@@ -155,6 +155,9 @@ func (x *session) dispatch(args [][]byte) bool {
 		}
 		return true
 	}
+	if x.ns != nil && x.ns.Closed() {
+		x.ns = nil
+	}
 	if x.ns == nil && x.namespace() == nil {
 		x.fail("Your active namespace is not available anymore (probably removed).")
 		return false

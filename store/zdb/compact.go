@@ -66,6 +66,7 @@ func (db *DB) Compact(name string, progress func(done, total int64)) (CompactSta
 	saveErr := saveSettings(ns.indexDir, ns.settings)
 	os.Remove(filepath.Join(ns.indexDir, checkpointFile))
 	ns.closed = true
+	ns.gone.Store(true)
 	ns.closeFiles()
 	ns.mu.Unlock()
 	if saveErr != nil {

@@ -52,6 +52,7 @@ type Namespace struct {
 	seq      *seqIndex
 	failed   error // a write to disk failed; the namespace refuses writes
 	closed   bool
+	gone     atomic.Bool // closed, for lock-free checks
 
 	flushed atomic.Uint64 // pos.u64 up to which records are in the OS
 	syncMu  sync.Mutex
@@ -59,6 +60,10 @@ type Namespace struct {
 
 	ckptMu sync.Mutex // one checkpoint at a time
 }
+
+// Closed reports whether this handle was closed (namespace deleted, reloaded
+// or compacted): look the namespace up again by name.
+func (ns *Namespace) Closed() bool { return ns.gone.Load() }
 
 // Name returns the namespace's name.
 func (ns *Namespace) Name() string { return ns.name }

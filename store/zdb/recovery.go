@@ -469,6 +469,7 @@ func (ns *Namespace) close(ckpt bool) error {
 		ns.flushLocked()
 	}
 	ns.closed = true
+	ns.gone.Store(true)
 	ns.closeFiles()
 	return err
 }
