@@ -45,7 +45,7 @@ func (p *progress) updateOf(done, total int64) {
 }
 
 func (p *progress) done() {
-	if p.printed {
+	if p != nil && p.printed {
 		fmt.Fprint(os.Stderr, "\r\033[K")
 	}
 }

@@ -16,8 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fungistor/fungistor/store/server"
-	"github.com/fungistor/fungistor/store/zdb"
+	"github.com/fungistor/fungistor/node"
 )
 
 // zdbFlags are 0-db's zdb flags, with its defaults.
@@ -47,8 +46,8 @@ func (f *zdbFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.verbose, "verbose", false, "debug logging")
 }
 
-func (f *zdbFlags) dbConfig(log *slog.Logger) (zdb.Config, error) {
-	cfg := zdb.DefaultConfig()
+func (f *zdbFlags) dbConfig(log *slog.Logger) (node.ZDBConfig, error) {
+	cfg := node.DefaultZDBConfig()
 	cfg.DataDir, cfg.IndexDir = f.data, f.index
 	cfg.DataSize = int64(f.datasize)
 	cfg.MaxSize = int64(f.maxsize)
@@ -60,7 +59,7 @@ func (f *zdbFlags) dbConfig(log *slog.Logger) (zdb.Config, error) {
 		cfg.SyncInterval = time.Duration(f.synctime) * time.Second
 	}
 	if f.mode != "" {
-		m, err := zdb.ParseMode(f.mode)
+		m, err := node.ParseZDBMode(f.mode)
 		if err != nil {
 			return cfg, usagef("--mode: %v", err)
 		}
@@ -109,63 +108,21 @@ func runZDB(args []string) error {
 	if err != nil {
 		return err
 	}
-	scfg := server.Config{Admin: f.admin, Protect: f.protect, FixedMode: f.mode != "", Logger: log}
-	if err := scfg.Validate(); err != nil {
+	o := node.ZDBOptions{
+		DB:     cfg,
+		Server: node.ZDBServerConfig{Admin: f.admin, Protect: f.protect, FixedMode: f.mode != ""},
+		Logger: log,
+	}
+	if err := o.Server.Validate(); err != nil {
 		return usagef("%v", err)
 	}
-
-	var ls []net.Listener
-	closeAll := func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}
 	if f.socket == "" || f.dualnet {
-		addr := net.JoinHostPort(f.listen, strconv.Itoa(f.port))
-		l, err := server.Listen("tcp", addr)
-		if err != nil && f.listen == "::" {
-			// no IPv6 on this host: 0-db's default falls back to IPv4
-			addr = net.JoinHostPort("0.0.0.0", strconv.Itoa(f.port))
-			l, err = server.Listen("tcp", addr)
-		}
-		if err != nil {
-			return fmt.Errorf("listen on %s: %w", addr, err)
-		}
-		ls = append(ls, l)
+		o.TCP = net.JoinHostPort(f.listen, strconv.Itoa(f.port))
 	}
-	if f.socket != "" {
-		l, err := server.Listen("unix", f.socket)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("listen on %s: %w", f.socket, err)
-		}
-		ls = append(ls, l)
-	}
-
-	db, err := zdb.Open(cfg)
-	if err != nil {
-		closeAll()
-		return err
-	}
-	srv, err := server.New(db, scfg)
-	if err != nil {
-		closeAll()
-		db.Close()
-		return err
-	}
+	o.Socket = f.socket
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	for _, l := range ls {
-		log.Info("zdb: listening", "addr", l.Addr().Network()+"://"+l.Addr().String(),
-			"data", cfg.DataDir, "index", cfg.IndexDir, "sync", cfg.Sync)
-	}
-	serveErr := srv.Run(ctx, 10*time.Second, ls...)
-	closeErr := db.Close()
-	log.Info("zdb: stopped")
-	if serveErr != nil {
-		return serveErr
-	}
-	return closeErr
+	return node.RunZDB(ctx, o)
 }
 
 // offlineFlags are the flags of check and compact.
@@ -201,7 +158,7 @@ func runZDBCheck(args []string) error {
 		return err
 	}
 	prog := newProgress(*quiet || *asJSON, "checked")
-	rep, err := zdb.Check(cfg, *repair, prog.update)
+	rep, err := node.CheckZDB(cfg, *repair, prog.update)
 	prog.done()
 	if err != nil {
 		return err
@@ -254,35 +211,31 @@ func runZDBCompact(args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := zdb.Open(cfg)
+	var names []string
+	if *nsName != "" {
+		names = []string{*nsName}
+	}
+	var prog *progress
+	all, err := node.CompactZDB(cfg, names, func(name string) func(done, total int64) {
+		prog.done()
+		prog = newProgress(*quiet || *asJSON, "compacting "+name)
+		return prog.updateOf
+	})
+	if prog != nil {
+		prog.done()
+	}
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	names := db.Names()
-	if *nsName != "" {
-		if _, err := db.Namespace(*nsName); err != nil {
-			return fmt.Errorf("namespace %q not found", *nsName)
-		}
-		names = []string{*nsName}
-	}
-	var all []zdb.CompactStats
-	for _, name := range names {
-		prog := newProgress(*quiet || *asJSON, "compacting "+name)
-		st, err := db.Compact(name, func(done, total int64) { prog.updateOf(done, total) })
-		prog.done()
-		if err != nil {
-			return err
-		}
-		all = append(all, st)
-		if !*asJSON && !*quiet {
-			fmt.Printf("%-20s %d records, %d -> %d bytes\n", name, st.Records, st.BytesBefore, st.BytesAfter)
-		}
-	}
 	if *asJSON {
-		json.NewEncoder(os.Stdout).Encode(all)
+		return json.NewEncoder(os.Stdout).Encode(all)
 	}
-	return db.Close()
+	if !*quiet {
+		for _, st := range all {
+			fmt.Printf("%-20s %d records, %d -> %d bytes\n", st.Namespace, st.Records, st.BytesBefore, st.BytesAfter)
+		}
+	}
+	return nil
 }
 
 // byteSize is a flag of bytes with optional K, M, G, T suffixes (powers of

@@ -104,6 +104,9 @@ func (r *Reader) Buffered() int { return r.br.Buffered() }
 // stream between commands, io.ErrUnexpectedEOF inside one, ErrTooLarge (the
 // command was skipped) or a *ProtocolError.
 func (r *Reader) ReadCommand() (Command, error) {
+	if cap(r.buf) > keepBuf {
+		r.buf = nil // don't pin a large value's buffer to an idle connection
+	}
 	for {
 		b, err := r.br.ReadByte()
 		if err != nil {
@@ -111,7 +114,12 @@ func (r *Reader) ReadCommand() (Command, error) {
 		}
 		switch b {
 		case '*':
-			return r.readArray()
+			// an empty or null array yields no command: loop, don't recurse,
+			// so a stream of them cannot overflow the stack
+			cmd, err := r.readArray()
+			if err != nil || len(cmd.Args) > 0 {
+				return cmd, err
+			}
 		case '\r', '\n':
 			continue // stray line ends between commands, as redis tolerates
 		default:
@@ -129,20 +137,17 @@ func (r *Reader) ReadCommand() (Command, error) {
 func (r *Reader) readArray() (Command, error) {
 	n, err := r.readInt()
 	if err != nil {
-		return Command{}, err
+		return Command{}, unexpected(err)
 	}
 	if n < 1 {
 		if n == 0 || n == -1 {
 			// redis ignores empty and null arrays
-			return r.ReadCommand()
+			return Command{}, nil
 		}
 		return Command{}, protoErr("invalid multibulk length")
 	}
 	if n > int64(r.limits.MaxArgs) {
 		return Command{}, protoErr("invalid multibulk length")
-	}
-	if cap(r.buf) > keepBuf {
-		r.buf = nil // don't pin a large value's buffer to an idle connection
 	}
 	r.buf = r.buf[:0]
 	ends := r.endBuf[:0]
@@ -250,14 +255,18 @@ func (r *Reader) readInline() (Command, error) {
 
 var errLineTooLong = errors.New("line too long")
 
-// readLine reads up to '\n' and strips an optional '\r'.
+// readLine reads up to '\n' and strips an optional '\r'; max bounds the
+// line without its line end.
 func (r *Reader) readLine(max int) ([]byte, error) {
 	line, err := r.br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull || len(line) > max {
+	if err == bufio.ErrBufferFull {
 		return nil, errLineTooLong
 	}
 	if err != nil {
 		if err == io.EOF && len(line) > 0 {
+			if len(line) > max {
+				return nil, errLineTooLong
+			}
 			return nil, io.ErrUnexpectedEOF
 		}
 		return nil, err
@@ -265,6 +274,9 @@ func (r *Reader) readLine(max int) ([]byte, error) {
 	line = line[:len(line)-1]
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
+	}
+	if len(line) > max {
+		return nil, errLineTooLong
 	}
 	return line, nil
 }

@@ -586,3 +586,36 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkSet4K(b *testing.B) {
+	ns := defaultNS(b, openDB(b, testConfig(b)))
+	val := bytes.Repeat([]byte{'v'}, 4096)
+	b.SetBytes(4096)
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		binaryPut(val, i)
+		if _, _, err := ns.Set(ctx, []byte(fmt.Sprintf("key:%012d", i%100000)), val); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkGet4K(b *testing.B) {
+	ns := defaultNS(b, openDB(b, testConfig(b)))
+	val := bytes.Repeat([]byte{'v'}, 4096)
+	for i := 0; i < 10000; i++ {
+		ns.Set(ctx, []byte(fmt.Sprintf("key:%012d", i)), val)
+	}
+	var buf []byte
+	b.SetBytes(4096)
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		var err error
+		if _, buf, err = ns.GetBuf([]byte(fmt.Sprintf("key:%012d", i%10000)), buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// binaryPut makes each value distinct so SET never short-cuts as unchanged.
+func binaryPut(b []byte, i int) { binary.LittleEndian.PutUint64(b, uint64(i)) }

@@ -1,0 +1,55 @@
+# FungiStor. `make help` lists the targets.
+GO        ?= go
+BIN       := bin/fungi
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+FUZZTIME  ?= 10s
+# package:target pairs run for FUZZTIME each by `make test` (and `make fuzz`)
+FUZZ      := ./store/resp:FuzzReadCommand ./store/resp:FuzzReadReply ./store/zdb:FuzzDecodeRecord
+
+.PHONY: help build test test-short fuzz bench check deps run clean
+
+help:
+	@echo "make build   build $(BIN)"
+	@echo "make run     build and run a standalone ZDB on :9900 (data in ./zdb-data, ./zdb-index)"
+	@echo "make test    install test deps, run every test (race detector) and the fuzz targets briefly"
+	@echo "make bench   run the benchmarks and write docs/benchmarks.md"
+	@echo "make check   gofmt, go vet, go mod tidy diff"
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/fungi
+
+run: build
+	./$(BIN) zdb
+
+deps:
+	@scripts/deps.sh
+
+test: deps
+	$(GO) test -race -count=1 -timeout 20m ./...
+	@for f in $(FUZZ); do \
+		pkg=$${f%%:*}; name=$${f##*:}; \
+		echo "fuzz $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+test-short:
+	$(GO) test -count=1 ./...
+
+fuzz:
+	$(MAKE) test FUZZTIME=5m
+
+bench: deps build
+	scripts/bench.sh
+
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@cp go.mod /tmp/fungi-go.mod.bak; cp go.sum /tmp/fungi-go.sum.bak; \
+	$(GO) mod tidy; \
+	if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum:"; git diff -- go.mod go.sum; \
+		cp /tmp/fungi-go.mod.bak go.mod; cp /tmp/fungi-go.sum.bak go.sum; exit 1; fi
+	@echo "check ok"
+
+clean:
+	rm -rf bin

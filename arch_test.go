@@ -1,0 +1,78 @@
+package fungistor_test
+
+// The one-way dependencies of docs/architecture.md, enforced: a package may
+// import only the layers listed for it.
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/fungistor/fungistor"
+
+// allowed maps a top-level folder to the top-level folders it may import.
+var allowed = map[string][]string{
+	"fungi":     {},
+	"store":     {"fungi"},
+	"p2p":       {"fungi"},
+	"consensus": {"fungi"},
+	"node":      {"fungi", "store", "p2p", "consensus"},
+	"testnet":   {"node"},
+	"cmd":       {"node", "testnet"},
+}
+
+func TestLayering(t *testing.T) {
+	fset := token.NewFileSet()
+	checked := 0
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") && path != "." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || !strings.Contains(path, "/") {
+			return nil
+		}
+		layer := strings.Split(filepath.ToSlash(path), "/")[0]
+		ok, known := allowed[layer]
+		if !known {
+			t.Errorf("%s: folder %q is not a layer of docs/architecture.md", path, layer)
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		checked++
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			if p != module && !strings.HasPrefix(p, module+"/") {
+				continue
+			}
+			target := strings.Split(strings.TrimPrefix(p, module+"/"), "/")[0]
+			if target == layer {
+				continue
+			}
+			permitted := false
+			for _, a := range ok {
+				permitted = permitted || a == target
+			}
+			if !permitted {
+				t.Errorf("%s imports %s: %s may not depend on %s", path, p, layer, target)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 10 {
+		t.Fatalf("only %d files checked; is the test running at the module root?", checked)
+	}
+}
