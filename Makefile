@@ -30,7 +30,7 @@ test: deps
 	@for f in $(FUZZ); do \
 		pkg=$${f%%:*}; name=$${f##*:}; \
 		echo "fuzz $$name ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg || exit 1; \
 	done
 
 test-short:
