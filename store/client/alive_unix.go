@@ -41,4 +41,3 @@ func (cn *conn) alive() bool {
 	})
 	return err == nil && ok
 }
-

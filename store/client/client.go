@@ -48,7 +48,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	cn, err := c.get(context.Background())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("zdb: %w", err)
 	}
 	c.put(cn)
 	return c, nil
@@ -151,13 +151,14 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		dctx, cancel = context.WithTimeout(ctx, c.cfg.DialTimeout)
 		defer cancel()
 	}
+	ctxDeadline, _ := ctx.Deadline()
 	var d net.Dialer
 	nc, err := d.DialContext(dctx, c.network, c.address)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if e := c.interrupted(ctx, ctxDeadline, err); e != nil {
+			return nil, e
 		}
-		return nil, fmt.Errorf("zdb: %w", err)
+		return nil, err // a *net.OpError naming the address
 	}
 	cn := newConn(nc, c.cfg)
 	c.mu.Lock()
@@ -175,20 +176,36 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	if err != nil {
 		c.forget(cn)
 		var he *handshakeError
-		switch {
-		case errors.As(err, &he):
+		if errors.As(err, &he) {
 			return nil, he.err
-		case ctx.Err() != nil:
-			return nil, ctx.Err()
-		case c.isClosed():
-			return nil, ErrClosed
-		case dctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded):
-			return nil, fmt.Errorf("zdb: handshake with %s timed out: %w", c.cfg.Addr, err)
 		}
-		return nil, fmt.Errorf("zdb: handshake with %s: %w", c.cfg.Addr, err)
+		if e := c.interrupted(ctx, ctxDeadline, err); e != nil {
+			return nil, e
+		}
+		if dctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("handshake with %s timed out: %w", c.cfg.Addr, err)
+		}
+		return nil, fmt.Errorf("handshake with %s: %w", c.cfg.Addr, err)
 	}
 	cn.deadline = time.Time{}
 	return cn, nil
+}
+
+// interrupted returns the error to report for a transport error err when
+// the call was ended by its context (ctx.Err()) or by Close (ErrClosed);
+// nil otherwise. deadline is the context's deadline: a net deadline set from
+// it can fire a moment before the context's own timer.
+func (c *Client) interrupted(ctx context.Context, deadline time.Time, err error) error {
+	if e := ctx.Err(); e != nil {
+		return e
+	}
+	if !deadline.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(deadline) {
+		return context.DeadlineExceeded
+	}
+	if c.isClosed() {
+		return ErrClosed
+	}
+	return nil
 }
 
 // exec runs fn, the I/O of one call, on a pooled connection. It returns
@@ -203,18 +220,13 @@ func (c *Client) exec(ctx context.Context, fn func(*conn) error) error {
 		return err
 	}
 	err = cn.run(ctx, fn)
-	c.put(cn)
+	deadline := cn.deadline
+	c.put(cn) // cn may be someone else's from here
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if !cn.deadline.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(cn.deadline) {
-		return context.DeadlineExceeded // the net deadline fired just before ctx's timer
-	}
-	if c.isClosed() {
-		return ErrClosed
+	if e := c.interrupted(ctx, deadline, err); e != nil {
+		return e
 	}
 	var ne net.Error
 	if !errors.As(err, &ne) {
@@ -255,7 +267,8 @@ func bare(err error) bool {
 // matching store sentinel, if any): SCAN's "No more data" is an error
 // reply. SELECT and AUTH are refused, since they would change the session of
 // a pooled connection; set Config.Namespace and Config.Admin instead. After
-// QUIT the connection is discarded.
+// QUIT the connection is discarded. A blocking command (WAIT) needs a
+// ReadTimeout longer than its own timeout, or a negative one.
 func (c *Client) Do(ctx context.Context, args ...[]byte) (resp.Reply, error) {
 	if len(args) == 0 {
 		return resp.Reply{}, errors.New("zdb: Do without a command")

@@ -178,14 +178,17 @@ func (cn *conn) handshake(cfg Config) error {
 			continue
 		}
 		switch {
+		case r.Kind == resp.KindError && string(r.Str) == "Too many clients connected":
+			// sent on accept, before any command is read
+			first = fmt.Errorf("%s refused the connection: %w", cfg.Addr, resp.ServerError(r.Str))
 		case r.Kind == resp.KindError && name == "AUTH" && string(r.Str) == "Authentication disabled":
 			// no admin password on the server: everyone is admin
 		case r.Kind == resp.KindError && name == "AUTH":
-			first = fmt.Errorf("zdb: AUTH on %s: %w", cfg.Addr, serverError(r.Str, 0))
+			first = fmt.Errorf("AUTH on %s: %w", cfg.Addr, serverError(r.Str, 0))
 		case r.Kind == resp.KindError:
-			first = fmt.Errorf("zdb: SELECT %q on %s: %w", cfg.Namespace, cfg.Addr, serverError(r.Str, 0))
+			first = fmt.Errorf("SELECT %q on %s: %w", cfg.Namespace, cfg.Addr, serverError(r.Str, 0))
 		case r.Kind != resp.KindSimple:
-			first = fmt.Errorf("zdb: %s on %s: unexpected reply %s", name, cfg.Addr, r)
+			first = fmt.Errorf("%s on %s: unexpected reply %s", name, cfg.Addr, r)
 		}
 	}
 	if first != nil {

@@ -13,7 +13,7 @@ var (
 	ErrClosed = errors.New("zdb client: closed")
 	// ErrAccessDenied: the server refused a password (AUTH or SELECT) or a
 	// command needs admin rights. It wraps the server's resp.ServerError.
-	ErrAccessDenied = errors.New("zdb: access denied")
+	ErrAccessDenied = errors.New("access denied")
 )
 
 // mappedError is a server error reply that corresponds to a sentinel error:
@@ -57,7 +57,7 @@ func sentinelFor(msg string, keyLen int) error {
 			return store.ErrKeyTooLong
 		}
 		return store.ErrInvalidKey
-	case "Invalid key, only update authorized", "Invalid argument, key needed":
+	case "Invalid key, only update authorized", "Invalid argument, key needed", "Invalid argument":
 		return store.ErrInvalidKey
 	case "Payload too big":
 		return store.ErrValueTooLarge

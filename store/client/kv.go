@@ -36,6 +36,15 @@ func checkSet(key, value []byte) error {
 	return nil
 }
 
+// keyError turns an error reply to a command on key into an error. The
+// server refuses an empty key with "Invalid argument".
+func keyError(msg, key []byte) error {
+	if len(key) == 0 && string(msg) == "Invalid argument" {
+		return &mappedError{sentinel: store.ErrInvalidKey, msg: resp.ServerError(msg)}
+	}
+	return serverError(msg, len(key))
+}
+
 func unexpected(r resp.Reply) error {
 	return fmt.Errorf("unexpected reply %.64s", r.String())
 }
@@ -48,7 +57,7 @@ func setResult(key []byte, r resp.Reply) ([]byte, bool, error) {
 	case resp.KindNil:
 		return key, false, nil // the value was already stored
 	case resp.KindError:
-		return nil, false, serverError(r.Str, len(key))
+		return nil, false, keyError(r.Str, key)
 	}
 	return nil, false, unexpected(r)
 }
@@ -75,7 +84,9 @@ func (c *Client) Set(ctx context.Context, key, value []byte) ([]byte, bool, erro
 	return stored, changed, nil
 }
 
-// Get returns key's value, or store.ErrNotFound.
+// Get returns key's value, or store.ErrNotFound. The server refuses an
+// empty key: Get, Exists and Del return store.ErrInvalidKey for it (the
+// embedded engine answers not found instead in a user-mode namespace).
 func (c *Client) Get(ctx context.Context, key []byte) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return nil, wrap("get", key, err)
@@ -90,7 +101,7 @@ func (c *Client) Get(ctx context.Context, key []byte) ([]byte, error) {
 	case resp.KindNil:
 		return nil, store.ErrNotFound
 	case resp.KindError:
-		return nil, wrap("get", key, serverError(r.Str, len(key)))
+		return nil, wrap("get", key, keyError(r.Str, key))
 	}
 	return nil, wrap("get", key, unexpected(r))
 }
@@ -108,7 +119,7 @@ func (c *Client) Exists(ctx context.Context, key []byte) (bool, error) {
 	case resp.KindInt:
 		return r.Int == 1, nil
 	case resp.KindError:
-		return false, wrap("exists", key, serverError(r.Str, len(key)))
+		return false, wrap("exists", key, keyError(r.Str, key))
 	}
 	return false, wrap("exists", key, unexpected(r))
 }
@@ -126,7 +137,7 @@ func (c *Client) Del(ctx context.Context, key []byte) error {
 	case resp.KindSimple:
 		return nil
 	case resp.KindError:
-		return wrap("del", key, serverError(r.Str, len(key)))
+		return wrap("del", key, keyError(r.Str, key))
 	}
 	return wrap("del", key, unexpected(r))
 }
@@ -179,7 +190,7 @@ func (c *Client) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 					out[i*MGETBatch+j] = e.Str
 				case resp.KindNil:
 				case resp.KindError:
-					fail(wrap("mget", b[j], serverError(e.Str, len(b[j]))))
+					fail(wrap("mget", b[j], keyError(e.Str, b[j])))
 				default:
 					fail(wrap("mget", b[j], unexpected(e)))
 				}
@@ -244,4 +255,3 @@ func (c *Client) SetMany(ctx context.Context, keys, values [][]byte) ([][]byte, 
 	}
 	return out, first
 }
-

@@ -882,7 +882,7 @@ func diskFree(dir string) int64 {
 	if syscall.Statfs(dir, &st) != nil {
 		return 0
 	}
-	return int64(st.Bavail) * st.Bsize
+	return int64(st.Bavail) * int64(st.Bsize)
 }
 
 func cmdNSSet(x *session, args [][]byte) bool {

@@ -421,3 +421,32 @@ func TestShutdownFlushes(t *testing.T) {
 		t.Fatalf("after shutdown: %q %v", v, err)
 	}
 }
+
+// A client that hangs up during WAIT frees its session at once.
+func TestWaitHangup(t *testing.T) {
+	ts := start(t, zdb.Config{}, Config{MaxClients: 2})
+	a := ts.dial(t)
+	a.w.Command([]byte("WAIT"), []byte("NSJUMP"), []byte("60000"))
+	a.w.Flush()
+	time.Sleep(200 * time.Millisecond)
+	a.c.Close()
+	time.Sleep(200 * time.Millisecond)
+	b, c := ts.dial(t), ts.dial(t)
+	b.expect("PONG", "PING")
+	c.expect("PONG", "PING")
+}
+
+// A command pipelined behind a WAIT is answered after it.
+func TestWaitPipelined(t *testing.T) {
+	ts := start(t, zdb.Config{}, Config{})
+	a := ts.dial(t)
+	a.w.Command([]byte("WAIT"), []byte("SET"), []byte("300"))
+	a.w.Command([]byte("PING"))
+	a.w.Flush()
+	for _, want := range []string{"(error) Timeout", "PONG"} {
+		r, err := a.rr.ReadReply()
+		if err != nil || r.String() != want {
+			t.Fatalf("got %v %v, want %s", r, err, want)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"os"
 	"strconv"
 	"time"
 )
@@ -52,17 +54,38 @@ func cmdWait(x *session, args [][]byte) bool {
 	if err := x.c.bw.Flush(); err != nil {
 		return false
 	}
+	// notice a client that hangs up while it waits: Peek blocks until the
+	// client sends more (kept buffered for after the WAIT) or goes away
+	gone := make(chan struct{})
+	peekDone := make(chan struct{})
+	go func() {
+		defer close(peekDone)
+		if _, err := x.c.br.Peek(1); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			close(gone)
+		}
+	}()
+	stopPeek := func() {
+		x.c.nc.SetReadDeadline(time.Now())
+		<-peekDone
+		x.c.nc.SetReadDeadline(time.Time{})
+		x.c.deadline = false
+	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case got := <-w.ch:
+		stopPeek()
 		if got == "" { // server shutting down
 			x.fail("Timeout")
 			return false
 		}
 		x.c.w.Simple(got)
 	case <-t.C:
+		stopPeek()
 		x.fail("Timeout")
+	case <-gone:
+		<-peekDone
+		return false
 	}
 	return true
 }

@@ -63,6 +63,21 @@ func Run(t *testing.T, open func(t *testing.T) store.KV) {
 		mustSet(t, kv, "k", "again")
 		mustGet(t, kv, "k", "again")
 	})
+	t.Run("EmptyKey", func(t *testing.T) {
+		kv := open(t)
+		if _, _, err := kv.Set(ctx, nil, []byte("v")); !errors.Is(err, store.ErrInvalidKey) {
+			t.Fatalf("Set empty key: %v, want ErrInvalidKey", err)
+		}
+		if _, err := kv.Get(ctx, nil); !errors.Is(err, store.ErrInvalidKey) {
+			t.Fatalf("Get empty key: %v, want ErrInvalidKey", err)
+		}
+		if err := kv.Del(ctx, nil); !errors.Is(err, store.ErrInvalidKey) {
+			t.Fatalf("Del empty key: %v, want ErrInvalidKey", err)
+		}
+		if ok, err := kv.Exists(ctx, nil); ok || !errors.Is(err, store.ErrInvalidKey) {
+			t.Fatalf("Exists empty key = %v, %v; want ErrInvalidKey", ok, err)
+		}
+	})
 	t.Run("GetMany", func(t *testing.T) {
 		kv := open(t)
 		mustSet(t, kv, "x", "1")

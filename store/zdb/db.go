@@ -93,9 +93,10 @@ type DB struct {
 	log  *slog.Logger
 	lock *os.File
 
-	mu     sync.Mutex
-	nss    map[string]*Namespace
-	closed bool
+	mu       sync.Mutex
+	nss      map[string]*Namespace
+	creating map[string]bool
+	closed   bool
 
 	ckpt chan *Namespace
 	stop chan struct{}
@@ -154,7 +155,7 @@ func Open(cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{cfg: cfg, log: cfg.Logger, lock: lock, nss: map[string]*Namespace{},
+	db := &DB{cfg: cfg, log: cfg.Logger, lock: lock, nss: map[string]*Namespace{}, creating: map[string]bool{},
 		ckpt: make(chan *Namespace, 64), stop: make(chan struct{})}
 	names, err := db.listNamespaces()
 	if err == nil {
@@ -249,19 +250,27 @@ var (
 )
 
 // CreateNamespace makes a new, empty namespace in the DB's default mode.
+// Its files are created outside the DB lock, so other namespaces are not
+// held up by the fsyncs.
 func (db *DB) CreateNamespace(name string) (*Namespace, error) {
 	if !ValidName(name) {
 		return nil, ErrBadNSName
 	}
 	db.mu.Lock()
-	defer db.mu.Unlock()
 	if db.closed {
+		db.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if db.nss[name] != nil {
+	if db.nss[name] != nil || db.creating[name] {
+		db.mu.Unlock()
 		return nil, ErrNSExists
 	}
+	db.creating[name] = true
+	db.mu.Unlock()
 	ns, err := db.openNamespace(name, &Settings{Mode: db.cfg.Mode, Public: true})
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	delete(db.creating, name)
 	if err != nil {
 		return nil, err
 	}

@@ -148,7 +148,7 @@ func (ns *Namespace) WriteTime(key, value []byte, now uint32) (stored []byte, ch
 		return ns.writeSeq(key, value, valCRC, now)
 	}
 	if len(key) == 0 {
-		return nil, false, 0, fmt.Errorf("%w: empty key", store.ErrInvalidKey)
+		return nil, false, 0, errEmptyKey
 	}
 	var prev pos
 	var oldLen uint32
@@ -263,6 +263,8 @@ func (ns *Namespace) payloadLocked() int64 {
 	return ns.keys.payload
 }
 
+var errEmptyKey = fmt.Errorf("%w: empty key", store.ErrInvalidKey)
+
 // ErrOnlyUpdate: in a sequential namespace, a key given to SET must be an
 // id that holds a value.
 var ErrOnlyUpdate = fmt.Errorf("%w: only update of an existing id is allowed", store.ErrInvalidKey)
@@ -299,13 +301,16 @@ func (ns *Namespace) DeleteTime(key []byte, now uint32) (uint64, error) {
 	if err := ns.checkWritable(); err != nil {
 		return 0, err
 	}
+	if len(key) == 0 {
+		return 0, errEmptyKey
+	}
 	if ns.settings.Worm {
 		return 0, ErrWorm
 	}
 	if ns.settings.Mode == ModeSeq {
 		id, err := seqID(key)
 		if err != nil {
-			return 0, err
+			return 0, store.ErrNotFound
 		}
 		old, err := ns.seq.get(id)
 		if err != nil {
@@ -599,14 +604,20 @@ type Meta struct {
 }
 
 // lookupLocked finds key's latest live record.
+//
+// An empty key is store.ErrInvalidKey; in a sequential namespace a key that
+// cannot be an id is simply not found (0-db answers nil).
 func (ns *Namespace) lookupLocked(key []byte) (Meta, error) {
 	if len(key) > store.MaxKeySize {
 		return Meta{}, store.ErrKeyTooLong
 	}
+	if len(key) == 0 {
+		return Meta{}, errEmptyKey
+	}
 	if ns.settings.Mode == ModeSeq {
 		id, err := seqID(key)
 		if err != nil {
-			return Meta{}, err
+			return Meta{}, store.ErrNotFound
 		}
 		s, err := ns.seq.get(id)
 		if err != nil {
