@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,7 +25,7 @@ type zdbFlags struct {
 	data, index, listen, socket, mode, admin, logLevel string
 	port                                               int
 	datasize, maxsize                                  byteSize
-	synctime                                           int
+	synctime, threads                                  int
 	sync, protect, dualnet, verbose                    bool
 }
 
@@ -44,6 +45,7 @@ func (f *zdbFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.sync, "sync", false, "fsync every write before acknowledging it")
 	fs.IntVar(&f.synctime, "synctime", 1, "without --sync: fsync in the background every N seconds (0: never)")
 	fs.BoolVar(&f.verbose, "verbose", false, "debug logging")
+	fs.IntVar(&f.threads, "threads", node.DefaultZDBThreads(), "CPU cores the server may use at once (GOMAXPROCS)")
 }
 
 func (f *zdbFlags) dbConfig(log *slog.Logger) (node.ZDBConfig, error) {
@@ -108,6 +110,10 @@ func runZDB(args []string) error {
 	if err != nil {
 		return err
 	}
+	if f.threads < 1 {
+		return usagef("--threads must be at least 1")
+	}
+	runtime.GOMAXPROCS(f.threads)
 	o := node.ZDBOptions{
 		DB:     cfg,
 		Server: node.ZDBServerConfig{Admin: f.admin, Protect: f.protect, FixedMode: f.mode != ""},

@@ -346,6 +346,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"zdb", "--protect"}, 2, "protected mode only works with admin password"},
 		{[]string{"zdb", "--port", "99999"}, 2, "out of range"},
 		{[]string{"zdb", "--datasize", "1K"}, 2, "datasize"},
+		{[]string{"zdb", "--threads", "0"}, 2, "--threads must be at least 1"},
 		{[]string{"zdb", "check", "--data", "/nonexistent/x"}, 1, "data directory"},
 	}
 	for _, tc := range cases {

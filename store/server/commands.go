@@ -31,7 +31,8 @@ type session struct {
 	pendingNS *zdb.Namespace // writes not yet committed
 	pending   uint64
 
-	buf []byte // scratch for values read
+	buf    []byte // scratch for values read
+	failed bool   // the command being run replied with an error
 }
 
 // get reads a value into the session's scratch buffer; the value is valid
@@ -162,15 +163,16 @@ func (x *session) dispatch(args [][]byte) bool {
 		x.fail("Your active namespace is not available anymore (probably removed).")
 		return false
 	}
-	before := x.s.stats.failed.Load()
+	x.failed = false
 	goOn := h.fn(x, args)
-	if x.s.waiters.Load() > 0 && x.s.stats.failed.Load() == before {
+	if x.s.waiters.Load() > 0 && !x.failed {
 		x.s.notify(x, string(name[:n]))
 	}
 	return goOn
 }
 
 func (x *session) fail(msg string) {
+	x.failed = true
 	x.s.stats.failed.Add(1)
 	x.c.w.Error(msg)
 }
