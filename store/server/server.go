@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -270,6 +271,11 @@ type connWriter struct{ c *conn }
 
 func (cw connWriter) Write(p []byte) (int, error) {
 	c := cw.c
+	if x := &c.sess; x.pending != 0 && !x.pendingNS.Committed(x.pending) {
+		// let other connections append their writes first: one write (and
+		// fsync) then covers them all
+		runtime.Gosched()
+	}
 	if err := c.sess.commit(); err != nil {
 		// the writes could not be made durable: never acknowledge them
 		c.s.log.Error("zdb: commit failed; closing connection", "err", err)

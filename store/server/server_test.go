@@ -358,11 +358,13 @@ func TestBadInput(t *testing.T) {
 	c.expect("b", "GET", "a")
 }
 
-// Many clients pipelining at once: every acknowledged write is readable.
+// Hundreds of clients pipelining at once: every acknowledged write is
+// readable.
 func TestConcurrentPipelines(t *testing.T) {
 	ts := start(t, zdb.Config{}, Config{})
+	const clients, n = 300, 40
 	var wg sync.WaitGroup
-	for g := 0; g < 50; g++ {
+	for g := 0; g < clients; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -374,22 +376,22 @@ func TestConcurrentPipelines(t *testing.T) {
 			defer c.Close()
 			w := resp.NewWriter(bufio.NewWriter(c))
 			rr := resp.NewReplyReader(bufio.NewReader(c), resp.Limits{})
-			for i := 0; i < 100; i++ {
+			for i := 0; i < n; i++ {
 				k := fmt.Sprintf("c%d-%d", g, i)
 				w.Command([]byte("SET"), []byte(k), []byte(k+strings.Repeat("v", 100)))
 			}
-			for i := 0; i < 100; i++ {
+			for i := 0; i < n; i++ {
 				w.Command([]byte("GET"), []byte(fmt.Sprintf("c%d-%d", g, i)))
 			}
 			w.Flush()
-			for i := 0; i < 200; i++ {
+			for i := 0; i < 2*n; i++ {
 				r, err := rr.ReadReply()
 				if err != nil || r.Kind == resp.KindError || r.Kind == resp.KindNil {
 					t.Errorf("reply %d: %v %v", i, r, err)
 					return
 				}
-				if i >= 100 && string(r.Str) != fmt.Sprintf("c%d-%d", g, i-100)+strings.Repeat("v", 100) {
-					t.Errorf("GET %d = %q", i-100, r.Str)
+				if i >= n && string(r.Str) != fmt.Sprintf("c%d-%d", g, i-n)+strings.Repeat("v", 100) {
+					t.Errorf("GET %d = %q", i-n, r.Str)
 					return
 				}
 			}

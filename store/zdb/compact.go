@@ -163,8 +163,8 @@ func (ns *Namespace) writeCompacted(dir string, gen uint64, st *CompactStats, pr
 			}
 		}
 	} else {
-		for i := range ns.keys.entries {
-			e := ns.keys.entries[i]
+		for i := 0; i < ns.keys.n; i++ {
+			e := *ns.keys.at(i)
 			if e.deleted() {
 				continue
 			}

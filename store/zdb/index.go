@@ -21,6 +21,22 @@ type entry struct {
 
 func (e *entry) deleted() bool { return e.flags&flagDeleted != 0 }
 
+// entryChunk is the number of entries per chunk (2 MiB).
+const entryChunk = 1 << 16
+
+// at returns entry number i.
+func (x *keyIndex) at(i int) *entry { return &x.chunks[i/entryChunk][i%entryChunk] }
+
+// add appends an entry and returns its number.
+func (x *keyIndex) add(e entry) int {
+	if x.n%entryChunk == 0 && x.n/entryChunk == len(x.chunks) {
+		x.chunks = append(x.chunks, make([]entry, entryChunk))
+	}
+	*x.at(x.n) = e
+	x.n++
+	return x.n - 1
+}
+
 // arenaChunk is the size of one key arena chunk; a key never straddles two.
 const arenaChunk = 1 << 20
 
@@ -34,8 +50,9 @@ const arenaChunk = 1 << 20
 // lock guards it.
 type keyIndex struct {
 	seed    maphash.Seed
-	slots   []uint32 // entry number + 1; 0 is empty
-	entries []entry
+	slots   []uint32  // entry number + 1; 0 is empty
+	chunks  [][]entry // entries, entryChunk per chunk: growth never copies
+	n       int       // entries
 	arena   [][]byte
 	live    int
 	payload int64 // value bytes of live keys
@@ -60,7 +77,7 @@ func (x *keyIndex) find(key []byte) int {
 		if s == 0 {
 			return -1
 		}
-		e := &x.entries[s-1]
+		e := x.at(int(s - 1))
 		if int(e.keyLen) == len(key) && bytes.Equal(x.key(e), key) {
 			return int(s - 1)
 		}
@@ -73,14 +90,14 @@ func (x *keyIndex) get(key []byte) (*entry, bool) {
 	if n < 0 {
 		return nil, false
 	}
-	return &x.entries[n], true
+	return x.at(n), true
 }
 
 // put inserts or replaces key's entry (e.keyOff and keyLen are filled in)
 // and keeps the live count.
 func (x *keyIndex) put(key []byte, e entry) {
 	if n := x.find(key); n >= 0 {
-		old := &x.entries[n]
+		old := x.at(n)
 		if old.deleted() && !e.deleted() {
 			x.live++
 		} else if !old.deleted() && e.deleted() {
@@ -101,12 +118,12 @@ func (x *keyIndex) put(key []byte, e entry) {
 		// set); remember nothing
 		return
 	}
-	if (len(x.entries)+1)*4 > len(x.slots)*3 {
+	if (x.n+1)*4 > len(x.slots)*3 {
 		x.grow()
 	}
 	e.keyOff, e.keyLen = x.storeKey(key), uint8(len(key))
-	x.entries = append(x.entries, e)
-	x.insertSlot(key, uint32(len(x.entries)))
+	n := x.add(e)
+	x.insertSlot(key, uint32(n+1))
 	x.live++
 	x.payload += int64(e.valLen)
 }
@@ -133,8 +150,8 @@ func (x *keyIndex) insertSlot(key []byte, v uint32) {
 
 func (x *keyIndex) grow() {
 	x.slots = make([]uint32, len(x.slots)*2)
-	for n := range x.entries {
-		x.insertSlot(x.key(&x.entries[n]), uint32(n+1))
+	for n := 0; n < x.n; n++ {
+		x.insertSlot(x.key(x.at(n)), uint32(n+1))
 	}
 }
 
@@ -146,36 +163,26 @@ func (x *keyIndex) reserve(n int) {
 	}
 	if size != len(x.slots) {
 		x.slots = make([]uint32, size)
-		for i := range x.entries {
-			x.insertSlot(x.key(&x.entries[i]), uint32(i+1))
+		for i := 0; i < x.n; i++ {
+			x.insertSlot(x.key(x.at(i)), uint32(i+1))
 		}
-	}
-	if cap(x.entries) < n {
-		e := make([]entry, len(x.entries), n)
-		copy(e, x.entries)
-		x.entries = e
 	}
 }
 
-// next returns the first live entry number at or after n, or -1.
-func (x *keyIndex) next(n int) int {
-	for ; n < len(x.entries); n++ {
-		if n >= 0 && !x.entries[n].deleted() {
-			return n
-		}
+// snapshot copies the entries in order (for a checkpoint).
+func (x *keyIndex) snapshot() []entry {
+	out := make([]entry, 0, x.n)
+	for c := 0; c*entryChunk < x.n; c++ {
+		out = append(out, x.chunks[c][:min(entryChunk, x.n-c*entryChunk)]...)
 	}
-	return -1
+	return out
 }
 
-// prev returns the last live entry number at or before n, or -1.
-func (x *keyIndex) prev(n int) int {
-	if n >= len(x.entries) {
-		n = len(x.entries) - 1
+// memory estimates the index's bytes.
+func (x *keyIndex) memory() int64 {
+	n := int64(len(x.slots))*4 + int64(len(x.chunks))*entryChunk*32
+	for _, c := range x.arena {
+		n += int64(cap(c))
 	}
-	for ; n >= 0; n-- {
-		if !x.entries[n].deleted() {
-			return n
-		}
-	}
-	return -1
+	return n
 }

@@ -480,6 +480,14 @@ func (ns *Namespace) Flush(commit uint64) error {
 	return nil
 }
 
+// Committed reports whether Flush(commit) would return without any I/O.
+func (ns *Namespace) Committed(commit uint64) bool {
+	if ns.flushed.Load() < commit {
+		return false
+	}
+	return !ns.db.cfg.Sync || ns.synced.Load() >= commit
+}
+
 // syncTo fsyncs the current data file so that commit is durable.
 func (ns *Namespace) syncTo(commit uint64) error {
 	if ns.synced.Load() >= commit {
@@ -780,11 +788,7 @@ func (ns *Namespace) IndexSize() int64 {
 	if ns.seq != nil {
 		return int64(ns.seq.next()) * seqSlotSize
 	}
-	n := int64(len(ns.keys.slots))*4 + int64(cap(ns.keys.entries))*32
-	for _, c := range ns.keys.arena {
-		n += int64(cap(c))
-	}
-	return n
+	return ns.keys.memory()
 }
 
 // DataFiles returns the number of data files.
@@ -819,7 +823,7 @@ func (ns *Namespace) Cursor(key []byte) ([]byte, error) {
 		return m.Key, nil
 	}
 	n := ns.keys.find(key)
-	if n < 0 || ns.keys.entries[n].deleted() {
+	if n < 0 || ns.keys.at(n).deleted() {
 		return nil, store.ErrNotFound
 	}
 	return encodeCursor(uint64(n)), nil
@@ -861,7 +865,7 @@ func (ns *Namespace) Scan(cursor []byte, max int, reverse bool) ([]Item, []byte,
 	if ns.seq != nil {
 		total = int64(ns.seq.next())
 	} else {
-		total = int64(len(ns.keys.entries))
+		total = int64(ns.keys.n)
 	}
 	if cursor == nil {
 		if reverse {
@@ -883,7 +887,7 @@ func (ns *Namespace) Scan(cursor []byte, max int, reverse bool) ([]Item, []byte,
 			}
 			items = append(items, Item{Key: seqKey(uint64(i)), Size: s.valLen, Time: s.time})
 		} else {
-			e := &ns.keys.entries[i]
+			e := ns.keys.at(int(i))
 			if e.deleted() {
 				continue
 			}

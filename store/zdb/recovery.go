@@ -283,8 +283,7 @@ func (ns *Namespace) readCheckpoint() (*checkpoint, error) {
 		key := rest[22 : 22+klen]
 		rest = rest[22+klen:]
 		e.keyOff, e.keyLen = x.storeKey(key), uint8(klen)
-		x.entries = append(x.entries, e)
-		x.insertSlot(key, uint32(len(x.entries)))
+		x.insertSlot(key, uint32(x.add(e)+1))
 		if !e.deleted() {
 			x.live++
 		}
@@ -332,7 +331,7 @@ func (ns *Namespace) checkpoint() error {
 		}
 		live, count, payload = uint64(ns.seq.live), ns.seq.durable, ns.seq.payload
 	} else {
-		entries = append([]entry(nil), ns.keys.entries...)
+		entries = ns.keys.snapshot()
 		arena = append([][]byte(nil), ns.keys.arena...) // chunks only grow past their len
 		live, count, payload = uint64(ns.keys.live), uint64(len(entries)), ns.keys.payload
 	}
