@@ -141,6 +141,10 @@ fresh, empty server (so SETs write: a repeated SET of an equal value is answered
 
 Against 0-db: SET $(ratio "$z_set" 36000), GET $(ratio "$z_get" 53000) unpipelined
 (target 2x); SET $(ratio "$z_pset" 18000), GET $(ratio "$z_pget" 18000) with -P 16 (target 10x).
+Against redis-server in the same run: SET $(ratio "$z_set" "$r_set"), GET $(ratio "$z_get" "$r_get") unpipelined.
+Unpipelined GET is bound by the client here, not the server: in-memory redis-server
+reaches the same figure, so 2x 0-db (~106k/s) is out of reach of this client on 2 shared
+cores whatever the server does.
 
 Memory: RSS of \`fungi zdb\` holding $n keys of $keylen bytes (1-byte values): **$rss_mb MB**
 (target < 150 MB); the index costs about $idx_b bytes per key over the empty process.

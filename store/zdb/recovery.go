@@ -222,52 +222,51 @@ type checkpoint struct {
 	at pos
 }
 
-// readCheckpoint loads the checkpoint into the (empty) index when it matches
-// the data files.
-func (ns *Namespace) readCheckpoint() (*checkpoint, error) {
-	b, err := os.ReadFile(filepath.Join(ns.indexDir, checkpointFile))
-	if err != nil {
-		return nil, err
-	}
+// ckptInfo is a checkpoint's header.
+type ckptInfo struct {
+	gen     uint64
+	at      pos
+	mode    Mode
+	live    uint64
+	count   uint64
+	payload int64
+}
+
+// decodeCheckpoint checks a checkpoint file's framing and calls fn for each
+// user-mode entry in order. It trusts nothing: counts are bounded by the
+// bytes present.
+func decodeCheckpoint(b []byte, fn func(e entry, key []byte) error) (ckptInfo, error) {
+	var ci ckptInfo
 	if len(b) < ckptHeader+4 || string(b[:4]) != ckptMagic {
-		return nil, errors.New("bad checkpoint header")
+		return ci, errors.New("bad checkpoint header")
 	}
 	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
 	if crc(body) != sum {
-		return nil, errors.New("checkpoint checksum mismatch")
+		return ci, errors.New("checkpoint checksum mismatch")
 	}
 	le := binary.LittleEndian
 	if v := le.Uint32(b[4:]); v != formatVersion {
-		return nil, fmt.Errorf("checkpoint version %d", v)
+		return ci, fmt.Errorf("checkpoint version %d", v)
 	}
-	gen, at, mode := le.Uint64(b[8:]), posFromU64(le.Uint64(b[16:])), Mode(b[24])
-	live, count, payload := le.Uint64(b[25:]), le.Uint64(b[33:]), int64(le.Uint64(b[41:]))
-	if gen != ns.settings.Generation || mode != ns.settings.Mode {
-		return nil, errors.New("checkpoint is of other data files")
-	}
-	f := ns.file(at.File)
-	if f == nil {
-		return nil, errors.New("checkpoint position is past the data files")
-	}
-	if fi, err := f.Stat(); err != nil || fi.Size() < int64(at.Off) {
-		return nil, errors.New("checkpoint position is past the data files")
+	ci = ckptInfo{gen: le.Uint64(b[8:]), at: posFromU64(le.Uint64(b[16:])), mode: Mode(b[24]),
+		live: le.Uint64(b[25:]), count: le.Uint64(b[33:]), payload: int64(le.Uint64(b[41:]))}
+	if ci.mode != ModeUser && ci.mode != ModeSeq || ci.live > ci.count || ci.payload < 0 {
+		return ci, errors.New("checkpoint is inconsistent")
 	}
 	rest := body[ckptHeader:]
-	if ns.seq != nil {
-		if err := ns.seq.truncate(count); err != nil {
-			return nil, err
+	if ci.mode == ModeSeq {
+		if len(rest) != 0 {
+			return ci, errors.New("checkpoint is inconsistent")
 		}
-		if ns.seq.durable < count {
-			return nil, errors.New("sequential index file is shorter than its checkpoint")
-		}
-		ns.seq.live, ns.seq.payload = int64(live), payload
-		return &checkpoint{at: at}, nil
+		return ci, nil
 	}
-	x := ns.keys
-	x.reserve(int(count))
-	for i := uint64(0); i < count; i++ {
+	if ci.count > uint64(len(rest)/23) {
+		return ci, errors.New("checkpoint truncated")
+	}
+	var live uint64
+	for i := uint64(0); i < ci.count; i++ {
 		if len(rest) < 22 {
-			return nil, errors.New("checkpoint truncated")
+			return ci, errors.New("checkpoint truncated")
 		}
 		e := entry{
 			loc:    pos{File: le.Uint32(rest[0:]), Off: le.Uint32(rest[4:])},
@@ -277,22 +276,75 @@ func (ns *Namespace) readCheckpoint() (*checkpoint, error) {
 			flags:  rest[20],
 		}
 		klen := int(rest[21])
-		if len(rest) < 22+klen || klen == 0 {
-			return nil, errors.New("checkpoint truncated")
+		if len(rest) < 22+klen || klen == 0 || e.flags&^knownFlags != 0 || e.loc.isZero() {
+			return ci, errors.New("checkpoint is inconsistent")
 		}
-		key := rest[22 : 22+klen]
+		if !e.deleted() {
+			live++
+		}
+		if err := fn(e, rest[22:22+klen]); err != nil {
+			return ci, err
+		}
 		rest = rest[22+klen:]
-		e.keyOff, e.keyLen = x.storeKey(key), uint8(klen)
+	}
+	if live != ci.live || len(rest) != 0 {
+		return ci, errors.New("checkpoint is inconsistent")
+	}
+	return ci, nil
+}
+
+// readCheckpoint loads the checkpoint into the (empty) index when it matches
+// the data files.
+func (ns *Namespace) readCheckpoint() (*checkpoint, error) {
+	b, err := os.ReadFile(filepath.Join(ns.indexDir, checkpointFile))
+	if err != nil {
+		return nil, err
+	}
+	ci, err := decodeCheckpoint(b, func(entry, []byte) error { return nil }) // validate first
+	if err != nil {
+		return nil, err
+	}
+	if ci.gen != ns.settings.Generation || ci.mode != ns.settings.Mode {
+		return nil, errors.New("checkpoint is of other data files")
+	}
+	f := ns.file(ci.at.File)
+	if f == nil {
+		return nil, errors.New("checkpoint position is past the data files")
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() < int64(ci.at.Off) {
+		return nil, errors.New("checkpoint position is past the data files")
+	}
+	if ns.seq != nil {
+		if err := ns.seq.truncate(ci.count); err != nil {
+			return nil, err
+		}
+		if ns.seq.durable < ci.count {
+			return nil, errors.New("sequential index file is shorter than its checkpoint")
+		}
+		ns.seq.live, ns.seq.payload = int64(ci.live), ci.payload
+		return &checkpoint{at: ci.at}, nil
+	}
+	x := ns.keys
+	x.reserve(int(ci.count))
+	_, err = decodeCheckpoint(b, func(e entry, key []byte) error {
+		if x.find(key) >= 0 {
+			return errors.New("checkpoint holds a key twice")
+		}
+		e.keyOff, e.keyLen = x.storeKey(key), uint8(len(key))
 		x.insertSlot(key, uint32(x.add(e)+1))
 		if !e.deleted() {
 			x.live++
+			x.payload += int64(e.valLen)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	x.payload = payload
-	if x.live != int(live) || len(rest) != 0 {
+	if x.payload != ci.payload {
 		return nil, errors.New("checkpoint is inconsistent")
 	}
-	return &checkpoint{at: at}, nil
+	return &checkpoint{at: ci.at}, nil
 }
 
 // checkpoint makes the data durable and writes the index as of the current
