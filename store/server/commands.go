@@ -595,27 +595,24 @@ func cmdExists(x *session, args [][]byte) bool {
 	return true
 }
 
-func cmdLength(x *session, args [][]byte) bool {
-	if m, found, ok := x.stat(args[1]); ok {
-		if found {
-			x.c.w.Int(int64(m.Size))
-		} else {
-			x.c.w.Nil()
+// statInt replies field(meta) for a key that exists, nil otherwise.
+func statInt(field func(zdb.Meta) int64) func(*session, [][]byte) bool {
+	return func(x *session, args [][]byte) bool {
+		if m, found, ok := x.stat(args[1]); ok {
+			if found {
+				x.c.w.Int(field(m))
+			} else {
+				x.c.w.Nil()
+			}
 		}
+		return true
 	}
-	return true
 }
 
-func cmdKeyTime(x *session, args [][]byte) bool {
-	if m, found, ok := x.stat(args[1]); ok {
-		if found {
-			x.c.w.Int(int64(m.Time))
-		} else {
-			x.c.w.Nil()
-		}
-	}
-	return true
-}
+var (
+	cmdLength  = statInt(func(m zdb.Meta) int64 { return int64(m.Size) })
+	cmdKeyTime = statInt(func(m zdb.Meta) int64 { return int64(m.Time) })
+)
 
 func cmdCheck(x *session, args [][]byte) bool {
 	_, found, ok := x.stat(args[1])
