@@ -21,6 +21,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"add", "compute (--only-hash) the IPFS CID of a file or directory", runAdd},
 		{"zdb", "run a standalone 0-db compatible ZDB server (zdb check|compact: offline tools)", runZDB},
 		{"version", "print the version", func([]string) error { fmt.Println("fungi", version); return nil }},
 	}

@@ -348,6 +348,9 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"zdb", "--datasize", "1K"}, 2, "datasize"},
 		{[]string{"zdb", "--threads", "0"}, 2, "--threads must be at least 1"},
 		{[]string{"zdb", "check", "--data", "/nonexistent/x"}, 1, "data directory"},
+		{[]string{"add", "-n", "/nonexistent/x"}, 1, "/nonexistent/x: no such file or directory"},
+		{[]string{"add", "-n", "--profile", "nope", "."}, 2, `unknown profile "nope"`},
+		{[]string{"add", "-n"}, 2, "exactly one PATH is required"},
 	}
 	for _, tc := range cases {
 		cmd := exec.Command(fungiBin, tc.args...)
