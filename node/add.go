@@ -25,6 +25,12 @@ func CheckProfile(name string) error {
 	return err
 }
 
+// CheckCoding reports whether s is a valid K/M coding.
+func CheckCoding(s string) error {
+	_, err := fungi.ParseCoding(s)
+	return err
+}
+
 // HashPath computes the CID a file or directory tree gets, without storing
 // anything (`fungi add --only-hash`, like `ipfs add -n`).
 func HashPath(ctx context.Context, path string, o HashOptions) (string, error) {

@@ -20,24 +20,19 @@ func runAdd(args []string) error {
 	fs.BoolVar(quiet, "quiet", false, "same as -q")
 	profile := fs.String("profile", "", "UnixFS profile: unixfs-v1-2025 (default) or kubo-v1-default")
 	hidden := fs.Bool("hidden", false, "include files and directories whose names start with '.'")
+	coding := fs.String("ec", "", "erasure coding K/M for this add (default: the repo's)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: fungi add --only-hash [-q] [--profile P] [--hidden] PATH\n\n"+
-			"Prints the IPFS CID of a file or directory tree: the CID Kubo computes with\n"+
-			"the same profile (unixfs-v1-2025 = ipfs add --cid-version 1 --chunker size-1048576\n"+
-			"--raw-leaves --max-file-links 1024).\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: fungi add [--only-hash] [-q] [--profile P] [--ec K/M] [--hidden] PATH\n\n"+
+			"Adds a file or directory tree to the repo and prints its IPFS CID: the CID Kubo\n"+
+			"computes with the same profile (unixfs-v1-2025 = ipfs add --cid-version 1\n"+
+			"--chunker size-1048576 --raw-leaves --max-file-links 1024). Blocks are compressed,\n"+
+			"encrypted and erasure-coded into fragments. --only-hash stores nothing and needs\n"+
+			"no repo.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	// flags may follow the path, as with ipfs add
-	var paths []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return parseFlags(fs, args)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		paths = append(paths, fs.Arg(0))
-		args = fs.Args()[1:]
+	paths, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	if len(paths) != 1 {
 		return usagef("exactly one PATH is required")
@@ -45,8 +40,13 @@ func runAdd(args []string) error {
 	if err := node.CheckProfile(*profile); err != nil {
 		return usagef("--profile: %v", err)
 	}
+	if *coding != "" {
+		if err := node.CheckCoding(*coding); err != nil {
+			return usagef("--ec: %v", err)
+		}
+	}
 	if !*onlyHash {
-		return usagef("storing content is not available yet: use --only-hash")
+		return runStore(*quiet, *profile, *coding, *hidden, paths[0])
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -50,3 +50,71 @@ func TestAddOnlyHash(t *testing.T) {
 		}
 	}
 }
+
+// fungi init, add, cat, get, ls against a repo in $FUNGI_PATH, as a user
+// runs them.
+func TestContentCommands(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(fungiBin, args...)
+		cmd.Env = append(os.Environ(), "FUNGI_PATH="+repo)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		if err != nil {
+			return errb.String(), err
+		}
+		return out.String(), nil
+	}
+	if out, err := run("cat", "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"); err == nil || !strings.Contains(out, "fungi init") {
+		t.Fatalf("cat before init: %q %v", out, err)
+	}
+	if out, err := run("init", "--ec", "4/2"); err != nil {
+		t.Fatalf("init: %v %s", err, out)
+	}
+	if out, err := run("init"); err == nil || !strings.Contains(out, "already exists") {
+		t.Fatalf("second init: %q %v", out, err)
+	}
+	file := filepath.Join(t.TempDir(), "f.bin")
+	data := vectorContent("fungi-b", 3145733)
+	os.WriteFile(file, data, 0o644)
+	out, err := run("add", "-q", file)
+	if err != nil || strings.TrimSpace(out) != "bafybeihdn6ilhibetsbhz73vogklwdfsupf7glils36qadbu7wt7agpxki" {
+		t.Fatalf("add = %q, %v", out, err)
+	}
+	c := strings.TrimSpace(out)
+	if out, err = run("cat", c); err != nil || out != string(data) {
+		t.Fatalf("cat: %d bytes, %v", len(out), err)
+	}
+	if out, err = run("cat", "--offset", "1048570", "--length", "12", c); err != nil || out != string(data[1048570:1048582]) {
+		t.Fatalf("cat range: %q, %v", out, err)
+	}
+	dst := filepath.Join(t.TempDir(), "got")
+	if out, err = run("get", c, "-o", dst, "-q"); err != nil {
+		t.Fatalf("get: %v %s", err, out)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != string(data) {
+		t.Fatal("get differs")
+	}
+	if out, err = run("ls", c); err != nil || !strings.Contains(out, "3145733") {
+		t.Fatalf("ls: %q %v", out, err)
+	}
+	// bad input: one line, non-zero exit
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"cat", "not-a-cid"}, `invalid CID "not-a-cid"`},
+		{[]string{"cat", "bafkreifvzgs7jaus4p54dnftzvev25wpnbuxvublv4e4c5ang4sq653fte"}, "content unavailable"},
+		{[]string{"cat", "bafybeigdnut6sum53yg62szab2b6zaw64moulrbcdpwxbiqa4zaeb5eg2m"}, "not found in this repo"},
+		{[]string{"cat", "--offset", "99999999", c}, "past the end"},
+		{[]string{"get", c, "-o", dst}, "already exists"},
+		{[]string{"add", "/nonexistent"}, "no such file or directory"},
+		{[]string{"add", "--ec", "3/0", file}, "--ec"},
+	} {
+		out, err := run(tc.args...)
+		if err == nil || !strings.Contains(out, tc.want) || strings.Count(strings.TrimSpace(out), "\n") > 0 {
+			t.Errorf("%v: %q, %v; want one line with %q", tc.args, out, err, tc.want)
+		}
+	}
+}

@@ -21,7 +21,12 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"add", "compute (--only-hash) the IPFS CID of a file or directory", runAdd},
+		{"init", "create the repo in $FUNGI_PATH (default ~/.fungi)", runInit},
+		{"add", "add a file or directory; print its IPFS CID (--only-hash: store nothing)", runAdd},
+		{"cat", "write a file's bytes to stdout (--offset/--length for a range)", runCat},
+		{"get", "save a file or directory tree (-o PATH)", runGet},
+		{"ls", "list a directory", runLs},
+		{"bench", "measure this machine: bench codec [--size] [--ec K/M] [--cores] [--json]", runBench},
 		{"zdb", "run a standalone 0-db compatible ZDB server (zdb check|compact: offline tools)", runZDB},
 		{"version", "print the version", func([]string) error { fmt.Println("fungi", version); return nil }},
 	}

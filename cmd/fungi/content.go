@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/fungistor/fungistor/node"
+)
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func runInit(args []string) error {
+	fs := newFlagSet("fungi init")
+	profile := fs.String("profile", "", "UnixFS profile (default unixfs-v1-2025)")
+	coding := fs.String("ec", "", "erasure coding K/M (default 16/4: any 16 of 20 fragments rebuild a block)")
+	secret := fs.String("secret", "", "cluster secret, hex (default: a new random one)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: fungi init [--profile P] [--ec K/M] [--secret HEX]\n\n"+
+			"Creates the repo in $FUNGI_PATH (default ~/.fungi): config.json, the cluster\n"+
+			"secret and the embedded ZDB.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg := node.DefaultConfig()
+	if *profile != "" {
+		cfg.Profile = *profile
+	}
+	if *coding != "" {
+		cfg.Coding = *coding
+	}
+	if err := cfg.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	path := node.RepoPath()
+	if err := node.Init(path, node.InitOptions{Config: cfg, Secret: *secret}); err != nil {
+		return err
+	}
+	fmt.Printf("initialised fungi repo in %s (profile %s, coding %s)\n", path, cfg.Profile, cfg.Coding)
+	return nil
+}
+
+func openRepo() (*node.Repo, error) { return node.OpenRepo(node.RepoPath(), nil) }
+
+func runStore(quiet bool, profile, coding string, hidden bool, path string) error {
+	repo, err := openRepo()
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	prog := newProgress(quiet, "adding")
+	var done atomic.Int64
+	res, err := repo.Add(ctx, path, node.AddOptions{Profile: profile, Coding: coding, Hidden: hidden,
+		Progress: func(n int64) { prog.update(done.Add(n)) }})
+	prog.done()
+	if err != nil {
+		return err
+	}
+	if quiet {
+		fmt.Println(res.Root)
+		return repo.Close()
+	}
+	m := res.Manifest
+	fmt.Printf("added %s %s\n", res.Root, baseName(path))
+	fmt.Fprintf(os.Stderr, "%d bytes in %d blocks, coding %s: %d fragment bytes (%.3fx); %s\n",
+		m.Size, m.Leaves, m.Coding, m.Stored, float64(m.Stored)/float64(max(m.Size, 1)), res.Tolerance)
+	return repo.Close()
+}
+
+func cidArg(fs interface{ Arg(int) string }, n int) (string, error) {
+	if n != 1 {
+		return "", usagef("exactly one CID is required")
+	}
+	return fs.Arg(0), nil
+}
+
+func runCat(args []string) error {
+	fs := newFlagSet("fungi cat")
+	offset := fs.Int64("offset", 0, "start at this byte")
+	length := fs.Int64("length", -1, "read at most this many bytes (-1: to the end)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: fungi cat [--offset N] [--length N] CID\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	s, err := cidArg(stringsArgs(rest), len(rest))
+	if err != nil {
+		return err
+	}
+	c, err := node.ParseCID(s)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if *offset < 0 {
+		return usagef("--offset must not be negative")
+	}
+	repo, err := openRepo()
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	rd, err := repo.Cat(ctx, c)
+	if err != nil {
+		return err
+	}
+	if *offset > int64(rd.Size()) {
+		return fmt.Errorf("offset %d is past the end (%d bytes)", *offset, rd.Size())
+	}
+	if _, err := rd.Seek(*offset, io.SeekStart); err != nil {
+		return err
+	}
+	var src io.Reader = rd
+	if *length >= 0 {
+		src = io.LimitReader(rd, *length)
+	}
+	if _, err := io.Copy(os.Stdout, src); err != nil {
+		return err
+	}
+	return nil
+}
+
+func runGet(args []string) error {
+	fs := newFlagSet("fungi get")
+	out := fs.String("o", "", "output path (must not exist; default: the CID)")
+	quiet := fs.Bool("q", false, "no progress")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: fungi get CID [-o PATH]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	s, err := cidArg(stringsArgs(rest), len(rest))
+	if err != nil {
+		return err
+	}
+	c, err := node.ParseCID(s)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if *out == "" {
+		*out = c.String()
+	}
+	repo, err := openRepo()
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	prog := newProgress(*quiet, "getting")
+	var done atomic.Int64
+	err = repo.Get(ctx, c, *out, func(n int64) { prog.update(done.Add(n)) })
+	prog.done()
+	if err != nil {
+		return err
+	}
+	if !*quiet {
+		fmt.Fprintf(os.Stderr, "saved %s to %s\n", c, *out)
+	}
+	return nil
+}
+
+func runLs(args []string) error {
+	fs := newFlagSet("fungi ls")
+	asJSON := fs.Bool("json", false, "print JSON")
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	s, err := cidArg(stringsArgs(rest), len(rest))
+	if err != nil {
+		return err
+	}
+	c, err := node.ParseCID(s)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	repo, err := openRepo()
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	ents, err := repo.Ls(context.Background(), c)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(ents)
+	}
+	for _, e := range ents {
+		name := e.Name
+		if e.Type == "directory" {
+			name += "/"
+		}
+		size := strconv.FormatUint(e.Size, 10)
+		if e.Type == "directory" {
+			size = "-"
+		}
+		fmt.Printf("%s %12s %s\n", e.CID, size, name)
+	}
+	return nil
+}
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments, as Kubo's commands allow, and returns the
+// positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	fs.SetOutput(discardUnlessHelp{})
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.Usage()
+			return nil, err
+		}
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		if fs.NArg() == 0 {
+			return rest, nil
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+type stringsArgs []string
+
+func (s stringsArgs) Arg(i int) string { return s[i] }
+
+func baseName(p string) string {
+	p = strings.TrimRight(p, "/")
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}

@@ -1,0 +1,202 @@
+package fungi
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+)
+
+// Manifest is what must be replicated to read an object back: its root, how
+// its leaves were coded, and the inner DAG nodes (directories, file nodes
+// with their links, symlinks). Leaves are not listed: their CIDs are in the
+// inner nodes and their fragments' keys derive from CID and coding
+// (FragmentKey), so the per-block cost is the link in its parent node (~45
+// bytes for a CIDv1 sha2-256 leaf).
+//
+// Encoding (version 1), all integers unsigned varints:
+//
+//	"FZM" 0x01 | root cid | K | N | mode | size | leaves | stored bytes |
+//	node count | (cid | data)*
+//
+// where cid and data are length-prefixed byte strings. Nodes are sorted by
+// CID bytes, and each must hash to its CID: a decoded manifest is
+// self-verifying.
+type Manifest struct {
+	Root   cid.Cid
+	Coding Coding
+	// Size is the bytes of file content (all leaves).
+	Size uint64
+	// Leaves is the number of leaf blocks (with repeats: a block that occurs
+	// twice counts twice).
+	Leaves uint64
+	// Stored is the bytes of fragments written for it (before dedup).
+	Stored uint64
+	// Nodes are the inner blocks, by CID.
+	Nodes map[cid.Cid]blocks.Block
+}
+
+const manifestMagic = "FZM\x01"
+
+// Limits a manifest decoder enforces.
+const maxManifestNodes = 1 << 24
+
+// ErrBadManifest marks undecodable manifest bytes.
+var ErrBadManifest = errors.New("bad manifest")
+
+// MarshalBinary encodes the manifest deterministically.
+func (m *Manifest) MarshalBinary() ([]byte, error) {
+	if !m.Root.Defined() {
+		return nil, fmt.Errorf("%w: no root", ErrBadManifest)
+	}
+	if err := m.Coding.Validate(); err != nil {
+		return nil, err
+	}
+	keys := make([]cid.Cid, 0, len(m.Nodes))
+	size := 64
+	for c, b := range m.Nodes {
+		keys = append(keys, c)
+		size += len(b.RawData()) + 48
+	}
+	sort.Slice(keys, func(i, j int) bool { return bytes.Compare(keys[i].Bytes(), keys[j].Bytes()) < 0 })
+	b := make([]byte, 0, size)
+	b = append(b, manifestMagic...)
+	b = appendBytes(b, m.Root.Bytes())
+	b = binary.AppendUvarint(b, uint64(m.Coding.K))
+	b = binary.AppendUvarint(b, uint64(m.Coding.N))
+	b = append(b, byte(m.Coding.Mode))
+	b = binary.AppendUvarint(b, m.Size)
+	b = binary.AppendUvarint(b, m.Leaves)
+	b = binary.AppendUvarint(b, m.Stored)
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	for _, c := range keys {
+		b = appendBytes(b, c.Bytes())
+		b = appendBytes(b, m.Nodes[c].RawData())
+	}
+	return b, nil
+}
+
+func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+// UnmarshalBinary decodes and verifies a manifest: every node must hash to
+// its CID, and the coding must be valid.
+func (m *Manifest) UnmarshalBinary(data []byte) error {
+	d := decoder{b: data}
+	if len(data) < len(manifestMagic) || string(data[:len(manifestMagic)]) != manifestMagic {
+		return fmt.Errorf("%w: not a manifest (or an unknown version)", ErrBadManifest)
+	}
+	d.b = d.b[len(manifestMagic):]
+	root, err := cid.Cast(d.bytes())
+	if d.err == nil && err != nil {
+		d.err = err
+	}
+	var out Manifest
+	out.Root = root
+	out.Coding.K = int(d.uvarint(256))
+	out.Coding.N = int(d.uvarint(256))
+	out.Coding.Mode = CodingMode(d.byte())
+	out.Size = d.uvarint(1 << 62)
+	out.Leaves = d.uvarint(1 << 62)
+	out.Stored = d.uvarint(1 << 62)
+	n := d.uvarint(maxManifestNodes)
+	if d.err == nil && n > uint64(len(d.b)/4) {
+		d.err = errors.New("node count exceeds the data")
+	}
+	out.Nodes = make(map[cid.Cid]blocks.Block, min(n, 1024))
+	var last []byte
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		cb := d.bytes()
+		raw := d.bytes()
+		if d.err != nil {
+			break
+		}
+		c, err := cid.Cast(cb)
+		if err != nil {
+			d.err = err
+			break
+		}
+		if last != nil && bytes.Compare(last, cb) >= 0 {
+			d.err = errors.New("nodes out of order")
+			break
+		}
+		last = cb
+		blk, err := blocks.NewBlockWithCid(bytes.Clone(raw), c)
+		if err != nil {
+			d.err = err
+			break
+		}
+		if sum, err := c.Prefix().Sum(raw); err != nil || !sum.Equals(c) {
+			d.err = fmt.Errorf("node %s does not match its CID", c)
+			break
+		}
+		out.Nodes[c] = blk
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = errors.New("trailing bytes")
+	}
+	if d.err == nil {
+		d.err = out.Coding.Validate()
+	}
+	if d.err != nil {
+		return fmt.Errorf("%w: %v", ErrBadManifest, d.err)
+	}
+	*m = out
+	return nil
+}
+
+// decoder reads varints and length-prefixed bytes, remembering the first
+// error.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uvarint(max uint64) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errors.New("truncated")
+		return 0
+	}
+	if v > max {
+		d.err = fmt.Errorf("value %d out of range", v)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) == 0 {
+		d.err = errors.New("truncated")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint(uint64(len(d.b)))
+	if d.err == nil && n > uint64(len(d.b)) {
+		d.err = errors.New("truncated")
+	}
+	if d.err != nil {
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}

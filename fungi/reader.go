@@ -1,0 +1,377 @@
+package fungi
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+)
+
+// ErrUnavailable: fewer than K valid fragments of a block could be fetched.
+var ErrUnavailable = errors.New("content unavailable")
+
+// Reader fetches and decodes blocks. For each block it asks the K holders
+// it expects to answer first (by a latency estimate it keeps per holder),
+// verifies each fragment as it arrives, sends a hedged request to one more
+// holder whenever the block is slower than expected or a fragment fails,
+// decodes as soon as K valid fragments are in and cancels the rest. Nothing
+// decoded is returned unless it matches the block's CID (the codec checks).
+//
+// Safe for concurrent use.
+type Reader struct {
+	codec  *Codec
+	coding Coding
+	place  Placement
+
+	// HedgeAfter is how long a block may take beyond the expected latency
+	// of its slowest chosen holder before one more holder is asked
+	// (default 20 ms).
+	HedgeAfter time.Duration
+	// OnBadFragment, if set, hears of every fragment that failed (target,
+	// fragment index, error): a corrupt, forged or missing fragment, or a
+	// holder that failed to answer.
+	OnBadFragment func(target string, block cid.Cid, index int, err error)
+
+	lat   *Latency
+	cache *blockCache
+}
+
+// NewReader returns a Reader of blocks coded with c, found through place,
+// keeping up to cacheBytes of decoded blocks.
+func NewReader(codec *Codec, c Coding, place Placement, cacheBytes int64) *Reader {
+	return &Reader{codec: codec, coding: c, place: place, HedgeAfter: 20 * time.Millisecond,
+		lat: NewLatency(), cache: newBlockCache(cacheBytes)}
+}
+
+// Latency returns the reader's per-holder latency estimates.
+func (r *Reader) Latency() *Latency { return r.lat }
+
+type fetched struct {
+	index int
+	data  []byte
+	err   error
+	took  time.Duration
+}
+
+// Block returns the verified content of a leaf block.
+func (r *Reader) Block(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if b, ok := r.cache.get(c); ok {
+		return b, nil
+	}
+	b, err := r.fetch(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	r.cache.put(c, b)
+	return b, nil
+}
+
+func (r *Reader) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
+	k, n := r.coding.K, r.coding.N
+	targets, err := r.place.Place(c, n)
+	if err != nil {
+		return nil, err
+	}
+	// nearest holders first; in systematic mode prefer data fragments at
+	// equal latency (they decode without solving)
+	order := make([]int, n)
+	est := make([]time.Duration, n)
+	for i := range order {
+		order[i] = i
+		est[i] = r.lat.Estimate(targets[i].ID)
+	}
+	sort.SliceStable(order, func(a, b int) bool { return est[order[a]] < est[order[b]] })
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan fetched, n)
+	next, inflight, valid := 0, 0, 0
+	var slowest time.Duration
+	launch := func() {
+		i := order[next]
+		next++
+		inflight++
+		slowest = max(slowest, est[i])
+		t := targets[i]
+		go func() {
+			start := time.Now()
+			data, err := t.Store.GetFragment(ctx, FragmentKey(c, r.coding, i))
+			results <- fetched{index: i, data: data, err: err, took: time.Since(start)}
+		}()
+	}
+	for next < n && valid+inflight < k {
+		launch()
+	}
+	hedge := time.NewTimer(slowest + r.HedgeAfter)
+	defer hedge.Stop()
+	frags := make([][]byte, n)
+	var lastErr error
+	for {
+		select {
+		case f := <-results:
+			inflight--
+			t := targets[f.index]
+			if f.err == nil {
+				f.err = r.codec.Verify(c, f.index, f.data)
+			}
+			if f.err != nil {
+				if !errors.Is(f.err, context.Canceled) {
+					r.lat.Fail(t.ID)
+					lastErr = f.err
+					if r.OnBadFragment != nil {
+						r.OnBadFragment(t.ID, c, f.index, f.err)
+					}
+				}
+			} else {
+				r.lat.Observe(t.ID, f.took)
+				frags[f.index] = f.data
+				valid++
+			}
+			if valid >= k {
+				cancel()
+				return r.codec.Decode(c, frags)
+			}
+			for next < n && valid+inflight < k {
+				launch()
+			}
+			if inflight == 0 {
+				return nil, &UnavailableError{Block: c, Have: valid, Need: k, Last: lastErr}
+			}
+		case <-hedge.C:
+			if next < n {
+				launch()
+				hedge.Reset(r.HedgeAfter)
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// UnavailableError says how short of fragments a block was. Index and Root
+// are filled in when the block is read as part of an object.
+type UnavailableError struct {
+	Block      cid.Cid
+	Have, Need int
+	Index      int // block number in the object, -1 if unknown
+	Root       cid.Cid
+	Last       error
+}
+
+func (e *UnavailableError) Error() string {
+	where := "block " + e.Block.String()
+	if e.Root.Defined() && e.Index >= 0 {
+		where = fmt.Sprintf("block %d of %s", e.Index, e.Root)
+	}
+	s := fmt.Sprintf("content unavailable: %d of %d required fragments reachable for %s", e.Have, e.Need, where)
+	if e.Last != nil {
+		s += " (last error: " + e.Last.Error() + ")"
+	}
+	return s
+}
+
+func (e *UnavailableError) Unwrap() error { return ErrUnavailable }
+
+// DAG returns a read-only ipld.DAGService over an object: inner nodes come
+// from the manifest, leaves from the fragment stores. GetMany fetches
+// leaves in parallel (the UnixFS reader uses it to prefetch ahead).
+func (r *Reader) DAG(m *Manifest) ipld.DAGService { return &objectDAG{r: r, m: m} }
+
+type objectDAG struct {
+	r *Reader
+	m *Manifest
+
+	once   sync.Once
+	leafAt map[cid.Cid]int
+}
+
+func decodeNode(blk blocks.Block) (ipld.Node, error) {
+	switch blk.Cid().Prefix().Codec {
+	case cid.Raw:
+		return mdag.NewRawNodeWPrefix(blk.RawData(), blk.Cid().Prefix())
+	case cid.DagProtobuf:
+		return mdag.DecodeProtobufBlock(blk)
+	}
+	return nil, fmt.Errorf("unsupported codec of %s", blk.Cid())
+}
+
+func (d *objectDAG) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
+	if blk, ok := d.m.Nodes[c]; ok {
+		return decodeNode(blk)
+	}
+	if c.Prefix().Codec != cid.Raw {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	data, err := d.r.Block(ctx, c)
+	if err != nil {
+		var ue *UnavailableError
+		if errors.As(err, &ue) {
+			ue.Root, ue.Index = d.m.Root, d.leafIndex(c)
+		}
+		return nil, err
+	}
+	blk, err := blocks.NewBlockWithCid(data, c)
+	if err != nil {
+		return nil, err
+	}
+	return decodeNode(blk)
+}
+
+// leafIndex finds the first position of a leaf in the object, for errors.
+func (d *objectDAG) leafIndex(c cid.Cid) int {
+	d.once.Do(func() {
+		d.leafAt = map[cid.Cid]int{}
+		n := 0
+		var walk func(c cid.Cid)
+		walk = func(c cid.Cid) {
+			blk, ok := d.m.Nodes[c]
+			if !ok {
+				if _, seen := d.leafAt[c]; !seen {
+					d.leafAt[c] = n
+				}
+				n++
+				return
+			}
+			nd, err := decodeNode(blk)
+			if err != nil {
+				return
+			}
+			for _, l := range nd.Links() {
+				walk(l.Cid)
+			}
+		}
+		walk(d.m.Root)
+	})
+	if i, ok := d.leafAt[c]; ok {
+		return i
+	}
+	return -1
+}
+
+// GetMany fetches in parallel and delivers nodes as they are ready.
+func (d *objectDAG) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
+	out := make(chan *ipld.NodeOption, len(cs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for _, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			nd, err := d.Get(ctx, c)
+			out <- &ipld.NodeOption{Node: nd, Err: err}
+		}()
+	}
+	go func() { wg.Wait(); close(out) }()
+	return out
+}
+
+var errReadOnly = errors.New("read-only DAG")
+
+func (d *objectDAG) Add(context.Context, ipld.Node) error        { return errReadOnly }
+func (d *objectDAG) AddMany(context.Context, []ipld.Node) error  { return errReadOnly }
+func (d *objectDAG) Remove(context.Context, cid.Cid) error       { return errReadOnly }
+func (d *objectDAG) RemoveMany(context.Context, []cid.Cid) error { return errReadOnly }
+
+// blockCache keeps recently decoded blocks up to a byte budget (LRU).
+type blockCache struct {
+	mu    sync.Mutex
+	max   int64
+	used  int64
+	order *list.List
+	items map[cid.Cid]*list.Element
+}
+
+type cached struct {
+	c    cid.Cid
+	data []byte
+}
+
+func newBlockCache(max int64) *blockCache {
+	return &blockCache{max: max, order: list.New(), items: map[cid.Cid]*list.Element{}}
+}
+
+func (bc *blockCache) get(c cid.Cid) ([]byte, bool) {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if e, ok := bc.items[c]; ok {
+		bc.order.MoveToFront(e)
+		return e.Value.(*cached).data, true
+	}
+	return nil, false
+}
+
+func (bc *blockCache) put(c cid.Cid, data []byte) {
+	if int64(len(data)) > bc.max/4 {
+		return
+	}
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if _, ok := bc.items[c]; ok {
+		return
+	}
+	bc.items[c] = bc.order.PushFront(&cached{c: c, data: data})
+	bc.used += int64(len(data))
+	for bc.used > bc.max {
+		e := bc.order.Back()
+		it := e.Value.(*cached)
+		bc.order.Remove(e)
+		delete(bc.items, it.c)
+		bc.used -= int64(len(it.data))
+	}
+}
+
+// Latency keeps a smoothed latency estimate per holder. Unknown holders
+// rank after known fast ones but before known slow or failing ones.
+type Latency struct {
+	mu  sync.Mutex
+	est map[string]time.Duration
+}
+
+// NewLatency returns an empty table.
+func NewLatency() *Latency { return &Latency{est: map[string]time.Duration{}} }
+
+const unknownLatency = 5 * time.Millisecond
+
+// Estimate returns the holder's current estimate.
+func (l *Latency) Estimate(id string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d, ok := l.est[id]; ok {
+		return d
+	}
+	return unknownLatency
+}
+
+// Observe folds in one measured latency (EWMA, 1/4 weight).
+func (l *Latency) Observe(id string, d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if old, ok := l.est[id]; ok {
+		d = (3*old + d) / 4
+	}
+	l.est[id] = d
+}
+
+// Set forces an estimate (from an RTT measured elsewhere, e.g. libp2p).
+func (l *Latency) Set(id string, d time.Duration) {
+	l.mu.Lock()
+	l.est[id] = d
+	l.mu.Unlock()
+}
+
+// Fail penalises a holder that failed to deliver a valid fragment.
+func (l *Latency) Fail(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.est[id] = min(max(2*l.est[id], time.Second), time.Minute)
+}

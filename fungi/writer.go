@@ -1,0 +1,238 @@
+package fungi
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+)
+
+// Writer disperses an import: it is the ipld.DAGService the UnixFS importer
+// writes to. Raw leaves are encoded into fragments and put on their targets
+// by a bounded pool of workers while the import goes on; inner nodes are
+// kept for the manifest. Finish waits for the leaves and returns the
+// manifest, or the first error.
+//
+// A Writer serves one import, from one goroutine (the importer's); it is not
+// reusable.
+type Writer struct {
+	codec  *Codec
+	coding Coding
+	place  Placement
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	sem    chan struct{}
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	nodes  map[cid.Cid]blocks.Block
+	seen   map[cid.Cid]bool
+	err    error
+	size   uint64
+	leaves uint64
+	stored uint64
+	// Progress, if set, is called (from worker goroutines) with the content
+	// bytes of each leaf once its fragments are stored.
+	Progress func(n int64)
+}
+
+var _ ipld.DAGService = (*Writer)(nil)
+
+// NewWriter returns a Writer encoding with codec (of coding c) onto place,
+// with up to parallel leaves in flight (0: one per CPU).
+func NewWriter(ctx context.Context, codec *Codec, c Coding, place Placement, parallel int) *Writer {
+	if parallel <= 0 {
+		parallel = runtime.GOMAXPROCS(0)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	return &Writer{codec: codec, coding: c, place: place, ctx: ctx, cancel: cancel,
+		sem: make(chan struct{}, parallel), nodes: map[cid.Cid]blocks.Block{}, seen: map[cid.Cid]bool{}}
+}
+
+// Add takes one node of the import.
+func (w *Writer) Add(ctx context.Context, nd ipld.Node) error {
+	if err := w.firstErr(); err != nil {
+		return err
+	}
+	c := nd.Cid()
+	if c.Prefix().Codec != cid.Raw {
+		blk, err := blocks.NewBlockWithCid(nd.RawData(), c)
+		if err != nil {
+			return err
+		}
+		w.mu.Lock()
+		w.nodes[c] = blk
+		w.mu.Unlock()
+		return nil
+	}
+	data := nd.RawData()
+	w.mu.Lock()
+	w.size += uint64(len(data))
+	w.leaves++
+	dup := w.seen[c]
+	w.seen[c] = true
+	w.mu.Unlock()
+	if dup {
+		return nil // same content, same fragments: already stored
+	}
+	select {
+	case w.sem <- struct{}{}:
+	case <-w.ctx.Done():
+		return w.ctx.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer func() { <-w.sem }()
+		n, err := w.storeLeaf(c, data)
+		if err != nil {
+			w.fail(fmt.Errorf("block %s: %w", c, err))
+			return
+		}
+		w.mu.Lock()
+		w.stored += uint64(n)
+		w.mu.Unlock()
+		if w.Progress != nil {
+			w.Progress(int64(len(data)))
+		}
+	}()
+	return nil
+}
+
+// storeLeaf encodes one leaf and puts its fragments, in parallel, on their
+// targets.
+func (w *Writer) storeLeaf(c cid.Cid, data []byte) (int, error) {
+	enc, err := w.codec.Encode(c, data)
+	if err != nil {
+		return 0, err
+	}
+	defer enc.Release() // after every put has returned (stores copy)
+	targets, err := w.place.Place(c, w.coding.N)
+	if err != nil {
+		return 0, err
+	}
+	errs := make(chan error, len(enc.Fragments))
+	for i, frag := range enc.Fragments {
+		go func() {
+			errs <- targets[i].Store.PutFragment(w.ctx, FragmentKey(c, w.coding, i), frag)
+		}()
+	}
+	var first error
+	for range enc.Fragments {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return enc.StoredBytes, first
+}
+
+func (w *Writer) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+		w.cancel()
+	}
+	w.mu.Unlock()
+}
+
+func (w *Writer) firstErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// AddMany adds nodes in order.
+func (w *Writer) AddMany(ctx context.Context, nds []ipld.Node) error {
+	for _, nd := range nds {
+		if err := w.Add(ctx, nd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Get returns an inner node added so far (directory building reads them).
+func (w *Writer) Get(_ context.Context, c cid.Cid) (ipld.Node, error) {
+	w.mu.Lock()
+	blk, ok := w.nodes[c]
+	w.mu.Unlock()
+	if !ok {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	return decodeNode(blk)
+}
+
+// GetMany returns inner nodes added so far.
+func (w *Writer) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
+	out := make(chan *ipld.NodeOption, len(cs))
+	for _, c := range cs {
+		nd, err := w.Get(ctx, c)
+		out <- &ipld.NodeOption{Node: nd, Err: err}
+	}
+	close(out)
+	return out
+}
+
+// Remove drops an inner node (directory building replaces nodes).
+func (w *Writer) Remove(_ context.Context, c cid.Cid) error {
+	w.mu.Lock()
+	delete(w.nodes, c)
+	w.mu.Unlock()
+	return nil
+}
+
+// RemoveMany drops inner nodes.
+func (w *Writer) RemoveMany(ctx context.Context, cs []cid.Cid) error {
+	for _, c := range cs {
+		w.Remove(ctx, c)
+	}
+	return nil
+}
+
+// Finish waits for every leaf and returns the manifest of root: the inner
+// nodes reachable from it (intermediate directory versions the importer
+// replaced are dropped).
+func (w *Writer) Finish(root cid.Cid) (*Manifest, error) {
+	w.wg.Wait()
+	defer w.cancel()
+	if err := w.firstErr(); err != nil {
+		return nil, err
+	}
+	m := &Manifest{Root: root, Coding: w.coding, Size: w.size, Leaves: w.leaves, Stored: w.stored,
+		Nodes: map[cid.Cid]blocks.Block{}}
+	var walk func(c cid.Cid) error
+	walk = func(c cid.Cid) error {
+		if c.Prefix().Codec == cid.Raw {
+			return nil
+		}
+		if _, done := m.Nodes[c]; done {
+			return nil
+		}
+		blk, ok := w.nodes[c]
+		if !ok {
+			return fmt.Errorf("import lost node %s", c)
+		}
+		m.Nodes[c] = blk
+		nd, err := decodeNode(blk)
+		if err != nil {
+			return err
+		}
+		for _, l := range nd.Links() {
+			if err := walk(l.Cid); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(root); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

@@ -1,0 +1,363 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	ft "github.com/ipfs/boxo/ipld/unixfs"
+	uio "github.com/ipfs/boxo/ipld/unixfs/io"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+
+	"github.com/fungistor/fungistor/fungi"
+	"github.com/fungistor/fungistor/store"
+)
+
+// kvFragments adapts a ZDB namespace (embedded or remote) to the fragment
+// store the dispersal engine uses. Puts are buffered by the engine; Sync
+// makes them durable.
+type kvFragments struct{ kv store.KV }
+
+var _ fungi.FragmentStore = kvFragments{}
+
+func (s kvFragments) PutFragment(ctx context.Context, key, data []byte) error {
+	_, _, err := s.kv.Set(ctx, key, data)
+	return err
+}
+
+func (s kvFragments) GetFragment(ctx context.Context, key []byte) ([]byte, error) {
+	v, err := s.kv.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fungi.ErrFragmentNotFound
+	}
+	return v, err
+}
+
+func (s kvFragments) HasFragment(ctx context.Context, key []byte) (bool, error) {
+	return s.kv.Exists(ctx, key)
+}
+
+func (s kvFragments) DeleteFragment(ctx context.Context, key []byte) error {
+	err := s.kv.Del(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// placement is where the repo's fragments live: all n on the local ZDB
+// until the node joins a cluster.
+func (r *Repo) placement() fungi.Spread {
+	return fungi.Spread{Pool: []fungi.Target{{ID: "local", Store: kvFragments{r.frags}}}}
+}
+
+// AddOptions configure Repo.Add.
+type AddOptions struct {
+	Profile  string // default: the config's
+	Coding   string // default: the config's
+	Hidden   bool
+	Progress func(done int64)
+}
+
+// AddResult is what an add stored.
+type AddResult struct {
+	Root      string
+	Manifest  *fungi.Manifest
+	Tolerance string
+}
+
+// Add imports a file or directory, disperses its leaves as fragments and
+// records its manifest. It returns once everything is durable; an add that
+// fails leaves no manifest (its fragments are orphans, collected later).
+func (r *Repo) Add(ctx context.Context, path string, o AddOptions) (*AddResult, error) {
+	p, err := fungi.ParseProfile(or(o.Profile, r.Config.Profile))
+	if err != nil {
+		return nil, err
+	}
+	coding, err := fungi.ParseCoding(or(o.Coding, r.Config.Coding))
+	if err != nil {
+		return nil, err
+	}
+	codec, err := fungi.NewCodec(r.secret, coding)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(path); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, unwrapPathErr(err))
+	}
+	place := r.placement()
+	w := fungi.NewWriter(ctx, codec, coding, place, 0)
+	w.Progress = o.Progress
+	root, err := fungi.ImportPath(ctx, path, p, w, fungi.ImportOptions{Hidden: o.Hidden})
+	if err != nil {
+		w.Finish(cid.Undef)
+		return nil, err
+	}
+	m, err := w.Finish(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.frags.Sync(); err != nil {
+		return nil, err
+	}
+	if err := r.putManifest(ctx, m); err != nil {
+		return nil, err
+	}
+	return &AddResult{Root: root.String(), Manifest: m, Tolerance: place.DescribeTolerance(coding)}, nil
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// Manifest records: "m/<root cid>" holds a manifest, "n/<cid>" names the
+// root of the manifest an inner node belongs to.
+func (r *Repo) putManifest(ctx context.Context, m *fungi.Manifest) error {
+	b, err := m.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	for c := range m.Nodes {
+		if c.Equals(m.Root) {
+			continue
+		}
+		if _, _, err := r.meta.Set(ctx, append([]byte("n/"), c.Bytes()...), m.Root.Bytes()); err != nil {
+			return err
+		}
+	}
+	if _, _, err := r.meta.Set(ctx, append([]byte("m/"), m.Root.Bytes()...), b); err != nil {
+		return err
+	}
+	return r.meta.Sync()
+}
+
+// ErrNotFound: the repo knows no content with that CID.
+var ErrNotFound = errors.New("not found in this repo")
+
+// ParseCID parses a CID given by a user, with a one-line error.
+func ParseCID(s string) (cid.Cid, error) {
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("invalid CID %q: %v", s, err)
+	}
+	return c, nil
+}
+
+// manifest finds the manifest that holds c: its own, the one of the object
+// it is a node of, or, for a bare leaf, one made from the repo's coding.
+func (r *Repo) manifest(ctx context.Context, c cid.Cid) (*fungi.Manifest, error) {
+	root := c
+	b, err := r.meta.Get(ctx, append([]byte("m/"), c.Bytes()...))
+	if errors.Is(err, store.ErrNotFound) {
+		rb, err2 := r.meta.Get(ctx, append([]byte("n/"), c.Bytes()...))
+		if err2 == nil {
+			if root, err2 = cid.Cast(rb); err2 == nil {
+				b, err = r.meta.Get(ctx, append([]byte("m/"), rb...))
+			}
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) && c.Prefix().Codec == cid.Raw {
+		coding, err := fungi.ParseCoding(r.Config.Coding)
+		if err != nil {
+			return nil, err
+		}
+		return &fungi.Manifest{Root: c, Coding: coding}, nil
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%s: %w", c, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m := &fungi.Manifest{}
+	if err := m.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", root, err)
+	}
+	return m, nil
+}
+
+// object opens c for reading: its node and a DAG to walk from it.
+func (r *Repo) object(ctx context.Context, c cid.Cid) (ipld.Node, ipld.DAGService, *fungi.Manifest, error) {
+	m, err := r.manifest(ctx, c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	codec, err := fungi.NewCodec(r.secret, m.Coding)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rd := fungi.NewReader(codec, m.Coding, r.placement(), 64<<20)
+	dag := rd.DAG(m)
+	nd, err := dag.Get(ctx, c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return nd, dag, m, nil
+}
+
+// ErrIsDirectory: cat of a directory.
+var ErrIsDirectory = errors.New("is a directory (use fungi ls or fungi get)")
+
+// Cat opens a file for reading; the reader supports Seek for byte ranges,
+// fetching only the blocks it needs.
+func (r *Repo) Cat(ctx context.Context, c cid.Cid) (uio.DagReader, error) {
+	nd, dag, _, err := r.object(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if isDir(nd) {
+		return nil, fmt.Errorf("%s %w", c, ErrIsDirectory)
+	}
+	return uio.NewDagReader(ctx, nd, dag)
+}
+
+func isDir(nd ipld.Node) bool {
+	fsn, err := ft.ExtractFSNode(nd)
+	if err != nil {
+		return false
+	}
+	return fsn.Type() == ft.TDirectory || fsn.Type() == ft.THAMTShard
+}
+
+// Entry is one item of a directory listing.
+type Entry struct {
+	Name string `json:"name"`
+	CID  string `json:"cid"`
+	Size uint64 `json:"size"`
+	Type string `json:"type"` // file, directory, symlink
+}
+
+// Ls lists a directory (or describes a single file).
+func (r *Repo) Ls(ctx context.Context, c cid.Cid) ([]Entry, error) {
+	nd, dag, _, err := r.object(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if !isDir(nd) {
+		e, err := describe(ctx, dag, "", nd)
+		return []Entry{e}, err
+	}
+	dir, err := uio.NewDirectoryFromNode(dag, nd)
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	err = dir.ForEachLink(ctx, func(l *ipld.Link) error {
+		child, err := dag.Get(ctx, l.Cid)
+		if err != nil {
+			return err
+		}
+		e, err := describe(ctx, dag, l.Name, child)
+		out = append(out, e)
+		return err
+	})
+	return out, err
+}
+
+func describe(_ context.Context, _ ipld.DAGService, name string, nd ipld.Node) (Entry, error) {
+	e := Entry{Name: name, CID: nd.Cid().String(), Type: "file"}
+	if nd.Cid().Prefix().Codec == cid.Raw {
+		e.Size = uint64(len(nd.RawData()))
+		return e, nil
+	}
+	fsn, err := ft.ExtractFSNode(nd)
+	if err != nil {
+		return e, err
+	}
+	switch fsn.Type() {
+	case ft.TDirectory, ft.THAMTShard:
+		e.Type = "directory"
+	case ft.TSymlink:
+		e.Type = "symlink"
+		e.Size = uint64(len(fsn.Data()))
+	default:
+		e.Size = fsn.FileSize()
+	}
+	return e, nil
+}
+
+// ErrExists: get into a path that exists.
+var ErrExists = errors.New("already exists (refusing to overwrite)")
+
+// Get writes c to out: a file, or a directory tree. out must not exist.
+func (r *Repo) Get(ctx context.Context, c cid.Cid, out string, progress func(int64)) error {
+	if _, err := os.Lstat(out); err == nil {
+		return fmt.Errorf("%s: %w", out, ErrExists)
+	}
+	nd, dag, _, err := r.object(ctx, c)
+	if err != nil {
+		return err
+	}
+	return writeNode(ctx, dag, nd, out, progress)
+}
+
+func writeNode(ctx context.Context, dag ipld.DAGService, nd ipld.Node, out string, progress func(int64)) error {
+	if isDir(nd) {
+		if err := os.Mkdir(out, 0o755); err != nil {
+			return err
+		}
+		dir, err := uio.NewDirectoryFromNode(dag, nd)
+		if err != nil {
+			return err
+		}
+		return dir.ForEachLink(ctx, func(l *ipld.Link) error {
+			if !validName(l.Name) {
+				return fmt.Errorf("refusing unsafe name %q in directory %s", l.Name, nd.Cid())
+			}
+			child, err := dag.Get(ctx, l.Cid)
+			if err != nil {
+				return err
+			}
+			return writeNode(ctx, dag, child, filepath.Join(out, l.Name), progress)
+		})
+	}
+	if nd.Cid().Prefix().Codec != cid.Raw {
+		if fsn, err := ft.ExtractFSNode(nd); err == nil && fsn.Type() == ft.TSymlink {
+			return os.Symlink(string(fsn.Data()), out)
+		}
+	}
+	rd, err := uio.NewDagReader(ctx, nd, dag)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	var w io.Writer = f
+	if progress != nil {
+		w = progressWriter{w: f, fn: progress}
+	}
+	_, err = io.Copy(w, rd)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(out)
+	}
+	return err
+}
+
+// validName refuses directory entries that would escape the output
+// directory.
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && filepath.Base(name) == name && !filepath.IsAbs(name)
+}
+
+type progressWriter struct {
+	w  io.Writer
+	fn func(int64)
+}
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.fn(int64(n))
+	return n, err
+}

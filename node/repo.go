@@ -1,0 +1,206 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/fungistor/fungistor/fungi"
+	"github.com/fungistor/fungistor/store/zdb"
+)
+
+// Config is the repo's config file ($FUNGI_PATH/config.json). Every field
+// has a default that works; the file documents itself through these names.
+type Config struct {
+	// Profile is the UnixFS import profile: unixfs-v1-2025 or
+	// kubo-v1-default.
+	Profile string `json:"profile"`
+	// Coding is K/M: K data fragments, M extra (any K of K+M rebuild a
+	// block); ":sys" stores the K data fragments themselves (systematic)
+	// instead of equations only.
+	Coding string `json:"coding"`
+	// ZDB is where the embedded ZDB keeps its files, relative to the repo.
+	ZDB ZDBDirs `json:"zdb"`
+	// ZDBSync fsyncs every fragment write (slower; safe against power loss).
+	ZDBSync bool `json:"zdb_sync"`
+}
+
+// ZDBDirs are the embedded ZDB's directories.
+type ZDBDirs struct {
+	Data  string `json:"data"`
+	Index string `json:"index"`
+}
+
+// DefaultConfig is what `fungi init` writes.
+func DefaultConfig() Config {
+	return Config{
+		Profile: fungi.DefaultProfile.Name,
+		Coding:  fungi.DefaultCoding().String(),
+		ZDB:     ZDBDirs{Data: "zdb/data", Index: "zdb/index"},
+	}
+}
+
+// Validate checks every field.
+func (c Config) Validate() error {
+	if _, err := fungi.ParseProfile(c.Profile); err != nil {
+		return fmt.Errorf("config: profile: %w", err)
+	}
+	if _, err := fungi.ParseCoding(c.Coding); err != nil {
+		return fmt.Errorf("config: coding: %w", err)
+	}
+	if c.ZDB.Data == "" || c.ZDB.Index == "" {
+		return errors.New("config: zdb.data and zdb.index are required")
+	}
+	return nil
+}
+
+const (
+	configFile = "config.json"
+	secretFile = "secret"
+	// namespaces of the embedded ZDB
+	fragmentNS = "fragments"
+	metaNS     = "meta"
+)
+
+// RepoPath returns $FUNGI_PATH, or ~/.fungi.
+func RepoPath() string {
+	if p := os.Getenv("FUNGI_PATH"); p != "" {
+		return p
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".fungi"
+	}
+	return filepath.Join(home, ".fungi")
+}
+
+// ErrNoRepo: the repo was not initialised.
+var ErrNoRepo = errors.New("no fungi repo (run `fungi init`)")
+
+// InitOptions configure Init.
+type InitOptions struct {
+	Config Config
+	// Secret is the cluster secret (hex); empty generates one.
+	Secret string
+}
+
+// Init creates a repo at path: config, cluster secret, and the embedded
+// ZDB with its namespaces. It refuses to overwrite an existing repo.
+func Init(path string, o InitOptions) error {
+	if err := o.Config.Validate(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(path, configFile)); err == nil {
+		return fmt.Errorf("%s: repo already exists", path)
+	}
+	secret, err := parseOrMakeSecret(o.Secret)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(o.Config, "", "  ")
+	if err := os.WriteFile(filepath.Join(path, secretFile), []byte(hex.EncodeToString(secret)+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(path, configFile), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	r, err := OpenRepo(path, nil)
+	if err != nil {
+		return err
+	}
+	return r.Close()
+}
+
+func parseOrMakeSecret(s string) ([]byte, error) {
+	if s == "" {
+		b := make([]byte, 32)
+		rand.Read(b)
+		return b, nil
+	}
+	b, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(b) < 16 {
+		return nil, errors.New("cluster secret must be at least 16 bytes, hex encoded")
+	}
+	return b, nil
+}
+
+// Repo is an open local repo: config, secret, the embedded ZDB.
+type Repo struct {
+	Path   string
+	Config Config
+	secret []byte
+	db     *zdb.DB
+	frags  *zdb.Namespace
+	meta   *zdb.Namespace
+}
+
+// OpenRepo opens the repo at path (one process at a time: the embedded ZDB
+// holds a lock).
+func OpenRepo(path string, log *slog.Logger) (*Repo, error) {
+	b, err := os.ReadFile(filepath.Join(path, configFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", path, ErrNoRepo)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cfg := DefaultConfig()
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("%s: %v", filepath.Join(path, configFile), err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(path, configFile), err)
+	}
+	sb, err := os.ReadFile(filepath.Join(path, secretFile))
+	if err != nil {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	secret, err := parseOrMakeSecret(string(sb))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(path, secretFile), err)
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	dcfg := zdb.DefaultConfig()
+	dcfg.DataDir = filepath.Join(path, cfg.ZDB.Data)
+	dcfg.IndexDir = filepath.Join(path, cfg.ZDB.Index)
+	dcfg.Sync = cfg.ZDBSync
+	dcfg.Logger = log
+	db, err := zdb.Open(dcfg)
+	if errors.Is(err, zdb.ErrLocked) {
+		return nil, fmt.Errorf("%s: repo is in use by another fungi process", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := &Repo{Path: path, Config: cfg, secret: secret, db: db}
+	for _, ns := range []struct {
+		name string
+		dst  **zdb.Namespace
+	}{{fragmentNS, &r.frags}, {metaNS, &r.meta}} {
+		n, err := db.Namespace(ns.name)
+		if errors.Is(err, zdb.ErrNoNamespace) {
+			n, err = db.CreateNamespace(ns.name)
+		}
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		*ns.dst = n
+	}
+	return r, nil
+}
+
+// Close flushes and closes the embedded ZDB.
+func (r *Repo) Close() error { return r.db.Close() }
