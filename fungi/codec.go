@@ -16,6 +16,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/reedsolomon"
+	mh "github.com/multiformats/go-multihash"
 	"github.com/zeebo/blake3"
 )
 
@@ -26,8 +27,9 @@ import (
 //	Encode: [s2 if it pays] -> AES-256-GCM -> Reed-Solomon -> header+shard+MAC
 //	Decode: verify MACs (K good ones) -> Reed-Solomon -> GCM open -> [s2] -> CID check
 
-// Sentinel errors of the codec. Errors returned by Encode, Decode and Verify
-// wrap one of them (test with errors.Is).
+// Sentinel errors of the codec; the errors of Encode, Decode and Verify wrap
+// the one that applies (test with errors.Is). Other errors are programming
+// errors of the caller (an undefined CID, a wrong number of slots).
 var (
 	// ErrNotEnoughFragments: fewer than K fragments passed verification.
 	// The message says how many were good, missing and rejected.
@@ -188,13 +190,15 @@ func FragmentKey(blockCID cid.Cid, c Coding, index int) []byte {
 	return sum[:FragmentKeySize:FragmentKeySize]
 }
 
-// Encode turns a block into Coding().N fragments. data must be the block
-// blockCID names: Encode does not re-hash it (the importer just computed the
-// CID), and the encryption nonce of an uncompressed block is derived from
-// the CID, so a caller that passed other bytes under the same CID would
-// reuse a nonce. Encode is deterministic: the same block, coding and secret
-// always give the same fragments, so a cluster stores a block once. data is
-// not modified nor retained.
+// Encode turns a block into Coding().N fragments. Encode is deterministic:
+// the same block, coding and secret always give the same fragments, so a
+// cluster stores a block once and a repair rewrites identical fragments.
+//
+// data must be the block blockCID names. Encode does not re-hash it (the
+// importer has just computed the CID; Decode checks it on every read), and
+// the nonce of an uncompressed block whose CID is a strong hash is derived
+// from the CID: encoding other bytes under the same CID would reuse that
+// nonce. data is not modified nor retained. Safe for concurrent use.
 func (c *Codec) Encode(blockCID cid.Cid, data []byte) (EncodedBlock, error) {
 	if !blockCID.Defined() {
 		return EncodedBlock{}, errors.New("encode: undefined CID")
@@ -226,9 +230,10 @@ func (c *Codec) Encode(blockCID cid.Cid, data []byte) (EncodedBlock, error) {
 		return EncodedBlock{}, err
 	}
 	nonce := keys.nonce
-	if compressed {
-		// A synthetic nonce: the compressed bytes depend on the compressor
-		// version, so the nonce depends on them (see fragment-format.md).
+	if compressed || !cidFixesBlock(blockCID) {
+		// A synthetic nonce, from the bytes encrypted: compressed bytes
+		// depend on the compressor's version, and a weak or short hash
+		// might let two blocks share a CID (docs/fragment-format.md).
 		siv, _ := blake3.NewKeyed(keys.siv[:])
 		siv.Write(payload)
 		var sum [32]byte
@@ -513,6 +518,23 @@ func checkBlock(c cid.Cid, data []byte) error {
 		return fmt.Errorf("%w: got %s", ErrBlockMismatch, got)
 	}
 	return nil
+}
+
+// cidFixesBlock reports whether the CID's multihash is a cryptographic
+// hash of at least 256 bits, so that in practice no two blocks share the
+// CID and the nonce derived from it encrypts one plaintext only.
+func cidFixesBlock(c cid.Cid) bool {
+	p := c.Prefix()
+	switch {
+	case p.MhLength < 32:
+		return false
+	case p.MhType == mh.SHA2_256, p.MhType == mh.SHA2_512, p.MhType == mh.SHA3_256, p.MhType == mh.SHA3_384,
+		p.MhType == mh.SHA3_512, p.MhType == mh.KECCAK_256, p.MhType == mh.KECCAK_512, p.MhType == mh.BLAKE3:
+		return true
+	case p.MhType >= mh.BLAKE2B_MIN && p.MhType <= mh.BLAKE2S_MAX:
+		return true
+	}
+	return false
 }
 
 // worthCompressing guesses cheaply whether s2 pays: small blocks are simply

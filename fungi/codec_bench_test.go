@@ -22,7 +22,7 @@ import (
 
 const benchBlock = 1 << 20
 
-func benchData(tb testing.TB) []byte {
+func benchBlockData(tb testing.TB) []byte {
 	tb.Helper()
 	data := make([]byte, benchBlock)
 	rng := rand.NewChaCha8([32]byte{7})
@@ -30,14 +30,14 @@ func benchData(tb testing.TB) []byte {
 	return data
 }
 
-// rawCID is what the importer does per leaf: sha2-256 and a CIDv1 raw.
-func rawCID(data []byte) cid.Cid {
+// qssRawCID is what the importer does per leaf: sha2-256 and a CIDv1 raw.
+func qssRawCID(data []byte) cid.Cid {
 	sum := sha256.Sum256(data)
 	m, _ := mh.Encode(sum[:], mh.SHA2_256)
 	return cid.NewCidV1(cid.Raw, m)
 }
 
-func cpuTime() time.Duration {
+func benchCPUTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
@@ -46,18 +46,18 @@ func cpuTime() time.Duration {
 }
 
 // loop runs body b.N times and reports the cores metric.
-func loop(b *testing.B, body func()) {
+func benchLoop(b *testing.B, body func()) {
 	b.Helper()
 	b.ResetTimer()
-	cpu0, wall0 := cpuTime(), time.Now()
+	cpu0, wall0 := benchCPUTime(), time.Now()
 	for b.Loop() {
 		body()
 	}
 	wall := time.Since(wall0)
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(wall), "cores")
+	b.ReportMetric(float64(benchCPUTime()-cpu0)/float64(wall), "cores")
 }
 
-var decodeCodings = []struct {
+var benchDecodeCodings = []struct {
 	name string
 	c    Coding
 }{
@@ -70,7 +70,7 @@ var decodeCodings = []struct {
 // once they are stored (EncodedBlock.Release), so their memory is reused;
 // the "-noreuse" case leaves them to the garbage collector instead.
 func BenchmarkEncodePipeline(b *testing.B) {
-	data := benchData(b)
+	data := benchBlockData(b)
 	cases := []struct {
 		name    string
 		c       Coding
@@ -86,8 +86,8 @@ func BenchmarkEncodePipeline(b *testing.B) {
 			b.SetBytes(benchBlock)
 			b.ReportAllocs()
 			var stored int
-			loop(b, func() {
-				enc, err := codec.Encode(rawCID(data), data)
+			benchLoop(b, func() {
+				enc, err := codec.Encode(qssRawCID(data), data)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -105,9 +105,9 @@ func BenchmarkEncodePipeline(b *testing.B) {
 // decrypt, CID check), and with 4 fragments lost (the first four: in
 // systematic mode those are data shards, so it must rebuild).
 func BenchmarkDecodePipeline(b *testing.B) {
-	data := benchData(b)
-	id := rawCID(data)
-	for _, bc := range decodeCodings {
+	data := benchBlockData(b)
+	id := qssRawCID(data)
+	for _, bc := range benchDecodeCodings {
 		codec := benchCodec(b, bc.c)
 		enc, err := codec.Encode(id, data)
 		if err != nil {
@@ -125,7 +125,7 @@ func BenchmarkDecodePipeline(b *testing.B) {
 				}
 				b.SetBytes(benchBlock)
 				b.ReportAllocs()
-				loop(b, func() {
+				benchLoop(b, func() {
 					out, err := codec.Decode(id, frags)
 					if err != nil || len(out) != len(data) {
 						b.Fatal(err)
