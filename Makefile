@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
 # package:target pairs run for FUZZTIME each by `make test` (and `make fuzz`)
-FUZZ      := ./store/resp:FuzzReadCommand ./store/resp:FuzzReadReply ./store/zdb:FuzzDecodeRecord ./store/zdb:FuzzDecodeCheckpoint ./fungi:FuzzManifest
+FUZZ      := ./store/resp:FuzzReadCommand ./store/resp:FuzzReadReply ./store/zdb:FuzzDecodeRecord ./store/zdb:FuzzDecodeCheckpoint ./fungi:FuzzManifest ./fungi:FuzzParseFragmentHeader ./fungi:FuzzDecode ./fungi:FuzzCodecRoundTrip
 
 .PHONY: help build test test-short fuzz bench check deps run clean
 

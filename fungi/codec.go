@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 	"github.com/klauspost/compress/s2"
@@ -154,7 +155,8 @@ type EncodedBlock struct {
 	// Compressed says the block was s2-compressed before encryption.
 	Compressed bool
 
-	buf *[]byte // backs Fragments; see Release
+	buf *pooledBuf // backs Fragments; see Release
+	gen uint64     // buf's generation when handed out
 }
 
 // Release hands the fragments' memory back for reuse by later Encode
@@ -163,8 +165,10 @@ type EncodedBlock struct {
 // collector frees them) and must be the last use of Fragments: call it once
 // every fragment has been written and no store or goroutine still holds one
 // (FragmentStore.PutFragment must not retain data after it returns).
+// Releasing twice, or through a copy of the EncodedBlock, is harmless: only
+// the first Release of a given Encode's output counts.
 func (e *EncodedBlock) Release() {
-	if e.buf != nil {
+	if e.buf != nil && e.buf.gen.CompareAndSwap(e.gen, e.gen+1) {
 		putBuf(e.buf)
 	}
 	*e = EncodedBlock{}
@@ -212,10 +216,10 @@ func (c *Codec) Encode(blockCID cid.Cid, data []byte) (EncodedBlock, error) {
 	// (a) Compression, only where it pays.
 	payload := data
 	compressed := false
-	var cbuf *[]byte
+	var cbuf *pooledBuf
 	if c.compress && worthCompressing(data) {
 		cbuf = getBuf(s2.MaxEncodedLen(len(data)))
-		if z := s2.Encode(*cbuf, data); len(z) <= len(data)-len(data)/keepGain && len(z) < len(data) {
+		if z := s2.Encode(cbuf.b, data); len(z) <= len(data)-len(data)/keepGain && len(z) < len(data) {
 			payload, compressed = z, true
 		} else {
 			putBuf(cbuf)
@@ -245,8 +249,8 @@ func (c *Codec) Encode(blockCID cid.Cid, data []byte) (EncodedBlock, error) {
 	dbuf := getBuf(k * ss)
 	defer putBuf(dbuf)
 	aad := c.aad(id, compressed)
-	aead.Seal((*dbuf)[:0], nonce[:], payload, aad)
-	clear((*dbuf)[ctLen:])
+	aead.Seal(dbuf.b[:0], nonce[:], payload, aad)
+	clear(dbuf.b[ctLen:])
 	if cbuf != nil {
 		putBuf(cbuf)
 	}
@@ -254,14 +258,14 @@ func (c *Codec) Encode(blockCID cid.Cid, data []byte) (EncodedBlock, error) {
 	// (c) Erasure coding, parity written straight into the fragments.
 	fs := HeaderSize + ss + TagSize
 	obuf := getBuf(n * fs)
-	out := *obuf
+	out := obuf.b
 	frags := make([][]byte, n)
 	for i := range frags {
 		frags[i] = out[i*fs : (i+1)*fs : (i+1)*fs]
 	}
 	shards := make([][]byte, c.rsData+c.rsPar)
 	for j := 0; j < k; j++ {
-		shards[j] = (*dbuf)[j*ss : (j+1)*ss]
+		shards[j] = dbuf.b[j*ss : (j+1)*ss]
 	}
 	first := 0 // first fragment holding a parity shard
 	if c.coding.Mode == Systematic {
@@ -304,7 +308,7 @@ func (c *Codec) Encode(blockCID cid.Cid, data []byte) (EncodedBlock, error) {
 			sealFragment(mac, frags[i], ss)
 		}
 	}
-	return EncodedBlock{Fragments: frags, StoredBytes: len(out), Compressed: compressed, buf: obuf}, nil
+	return EncodedBlock{Fragments: frags, StoredBytes: len(out), Compressed: compressed, buf: obuf, gen: obuf.gen.Load()}, nil
 }
 
 // sealFragment writes the tag of a fragment whose header and shard are set.
@@ -320,7 +324,7 @@ func sealFragment(mac *blake3.Hasher, frag []byte, ss int) {
 // index of a block of this codec's coding, its length, and its MAC under
 // the key of blockCID. Fragments of another block, another index, forged
 // without the cluster secret, truncated or with any bit flipped fail with
-// an error wrapping ErrCorruptFragment.
+// an error wrapping ErrCorruptFragment. Safe for concurrent use.
 func (c *Codec) Verify(blockCID cid.Cid, index int, frag []byte) error {
 	_, err := c.verify(c.macHasher(blockCID.KeyString()), index, frag)
 	return err
@@ -356,7 +360,7 @@ func (c *Codec) verify(mac *blake3.Hasher, index int, frag []byte) (FragmentHead
 // are found; the rest are not even read. The result is returned only after
 // it matched blockCID. Errors wrap ErrNotEnoughFragments (the message says
 // "have X of K required fragments") or ErrBlockMismatch. frags are not
-// modified; the returned slice is the caller's.
+// modified; the returned slice is the caller's. Safe for concurrent use.
 func (c *Codec) Decode(blockCID cid.Cid, frags [][]byte) ([]byte, error) {
 	k, n := c.coding.K, c.coding.N
 	if len(frags) != n {
@@ -437,7 +441,7 @@ func (c *Codec) decodeGroup(id string, h *FragmentHeader, idx []int, frags [][]b
 	k, ss := c.coding.K, h.ShardSize
 	buf := getBuf(k * ss)
 	defer putBuf(buf)
-	b := *buf
+	b := buf.b
 	shards := make([][]byte, c.rsData+c.rsPar)
 	for j := 0; j < k; j++ {
 		shards[j] = b[j*ss : j*ss : (j+1)*ss] // empty: to be rebuilt into b
@@ -502,10 +506,10 @@ func (c *Codec) decodeGroup(id string, h *FragmentHeader, idx []int, frags [][]b
 
 // checkBlock recomputes the block's multihash with its CID's prefix.
 func checkBlock(c cid.Cid, data []byte) error {
-	mh := c.Hash()
-	if len(mh) == 2+sha256.Size && mh[0] == 0x12 && mh[1] == sha256.Size { // sha2-256, the IPFS default
+	m := c.Hash()
+	if len(m) == 2+sha256.Size && m[0] == mh.SHA2_256 && m[1] == sha256.Size { // the IPFS default
 		sum := sha256.Sum256(data)
-		if !bytes.Equal(sum[:], mh[2:]) {
+		if !bytes.Equal(sum[:], m[2:]) {
 			return fmt.Errorf("%w: sha2-256 differs", ErrBlockMismatch)
 		}
 		return nil
@@ -641,23 +645,28 @@ func sizeClass(n int) (idx, size int, ok bool) {
 	return idx, m << e, true
 }
 
-func getBuf(n int) *[]byte {
-	idx, size, ok := sizeClass(n)
-	if !ok {
-		b := make([]byte, n)
-		return &b
-	}
-	if v := bufPools[idx].Get(); v != nil {
-		b := v.(*[]byte)
-		*b = (*b)[:n]
-		return b
-	}
-	b := make([]byte, n, size)
-	return &b
+// pooledBuf is a pooled byte slice. gen counts its trips back to the pool,
+// so that a stale EncodedBlock cannot release it a second time.
+type pooledBuf struct {
+	b   []byte
+	gen atomic.Uint64
 }
 
-func putBuf(b *[]byte) {
-	if idx, size, ok := sizeClass(cap(*b)); ok && size == cap(*b) {
-		bufPools[idx].Put(b)
+func getBuf(n int) *pooledBuf {
+	idx, size, ok := sizeClass(n)
+	if !ok {
+		return &pooledBuf{b: make([]byte, n)}
+	}
+	if v := bufPools[idx].Get(); v != nil {
+		p := v.(*pooledBuf)
+		p.b = p.b[:n]
+		return p
+	}
+	return &pooledBuf{b: make([]byte, n, size)}
+}
+
+func putBuf(p *pooledBuf) {
+	if idx, size, ok := sizeClass(cap(p.b)); ok && size == cap(p.b) {
+		bufPools[idx].Put(p)
 	}
 }

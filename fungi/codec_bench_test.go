@@ -60,29 +60,35 @@ func benchLoop(b *testing.B, body func()) {
 var benchDecodeCodings = []struct {
 	name string
 	c    Coding
+	opts []CodecOption
 }{
-	{"equations-16of20", Coding{K: 16, N: 20, Mode: Equations}},
-	{"systematic-16of20", Coding{K: 16, N: 20, Mode: Systematic}},
+	{"equations-16of20", Coding{K: 16, N: 20, Mode: Equations}, nil},
+	{"systematic-16of20", Coding{K: 16, N: 20, Mode: Systematic}, nil},
+	{"equations-16of20-serial", Coding{K: 16, N: 20, Mode: Equations}, []CodecOption{WithGoroutines(1)}},
 }
 
 // BenchmarkEncodePipeline: the block's CID (sha2-256) plus Encode, on
 // incompressible 1 MiB blocks. The writer releases each block's fragments
 // once they are stored (EncodedBlock.Release), so their memory is reused;
-// the "-noreuse" case leaves them to the garbage collector instead.
+// the "-noreuse" case leaves them to the garbage collector instead, and
+// "-serial" runs with WithGoroutines(1) (Reed-Solomon strictly on the
+// calling goroutine, which reedsolomon v1.14.2 does without GFNI).
 func BenchmarkEncodePipeline(b *testing.B) {
 	data := benchBlockData(b)
 	cases := []struct {
 		name    string
 		c       Coding
 		release bool
+		opts    []CodecOption
 	}{
-		{"equations-16of20", Coding{K: 16, N: 20, Mode: Equations}, true},
-		{"systematic-16of20", Coding{K: 16, N: 20, Mode: Systematic}, true},
-		{"equations-16of20-noreuse", Coding{K: 16, N: 20, Mode: Equations}, false},
+		{"equations-16of20", Coding{K: 16, N: 20, Mode: Equations}, true, nil},
+		{"systematic-16of20", Coding{K: 16, N: 20, Mode: Systematic}, true, nil},
+		{"equations-16of20-noreuse", Coding{K: 16, N: 20, Mode: Equations}, false, nil},
+		{"equations-16of20-serial", Coding{K: 16, N: 20, Mode: Equations}, true, []CodecOption{WithGoroutines(1)}},
 	}
 	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) {
-			codec := benchCodec(b, bc.c)
+			codec := benchCodec(b, bc.c, bc.opts...)
 			b.SetBytes(benchBlock)
 			b.ReportAllocs()
 			var stored int
@@ -108,7 +114,7 @@ func BenchmarkDecodePipeline(b *testing.B) {
 	data := benchBlockData(b)
 	id := qssRawCID(data)
 	for _, bc := range benchDecodeCodings {
-		codec := benchCodec(b, bc.c)
+		codec := benchCodec(b, bc.c, bc.opts...)
 		enc, err := codec.Encode(id, data)
 		if err != nil {
 			b.Fatal(err)
@@ -136,9 +142,9 @@ func BenchmarkDecodePipeline(b *testing.B) {
 	}
 }
 
-func benchCodec(tb testing.TB, c Coding) *Codec {
+func benchCodec(tb testing.TB, c Coding, opts ...CodecOption) *Codec {
 	tb.Helper()
-	codec, err := NewCodec([]byte("benchmark cluster secret 0123456"), c)
+	codec, err := NewCodec([]byte("benchmark cluster secret 0123456"), c, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}

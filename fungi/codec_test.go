@@ -2,6 +2,9 @@ package fungi
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -11,7 +14,9 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+	"github.com/klauspost/compress/s2"
 	mh "github.com/multiformats/go-multihash"
+	"github.com/zeebo/blake3"
 )
 
 var qssSecret = []byte("test cluster secret, 32 bytes..")
@@ -579,6 +584,16 @@ func TestCodecRelease(t *testing.T) {
 		t.Fatal("Release left Fragments set")
 	}
 	enc.Release() // idempotent
+	// A stale copy releases nothing: two later outputs never share memory.
+	_, x := qssEncode(t, codec, a)
+	stale := x
+	x.Release()
+	stale.Release()
+	b, c := qssBlock(200_000, false, 30), qssBlock(200_000, false, 31)
+	idB, benc := qssEncode(t, codec, b)
+	idC, cenc := qssEncode(t, codec, c)
+	qssDecode(t, codec, idB, benc.Fragments, b)
+	qssDecode(t, codec, idC, cenc.Fragments, c)
 	for i := 0; i < 3; i++ {
 		b := qssBlock(200_000, false, uint64(18+i))
 		_, e := qssEncode(t, codec, b)
@@ -891,9 +906,9 @@ func TestCodecFormatVector(t *testing.T) {
 		compressible bool
 		want         string
 	}{
-		{"4/2", false, "TBD"},
-		{"4/2:sys", false, "TBD"},
-		{"16/4", true, "TBD"},
+		{"4/2", false, "8d7c9a3ed3b1d947ca7b53c4e3fbf140d5462f864dcf397c230b28b59e03a85d"},
+		{"4/2:sys", false, "29f72e2bee486fda6590abfaf4d89de0775dfaf9e9b273b4f136023962bd127b"},
+		{"16/4", true, "cb730508cec7648c591f5448e4f2786c29574bb24b122d8ca8efcb8793b51cd7"},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s/compressible=%v", tc.coding, tc.compressible), func(t *testing.T) {
@@ -934,4 +949,95 @@ func vectorBlock(n int, compressible bool) []byte {
 		b = append(b, sum[:]...)
 	}
 	return b[:n]
+}
+
+// TestCodecDocumentedKeys re-derives the keys as docs/fragment-format.md
+// writes them, with the standard library and BLAKE3 only, and checks a
+// systematic encoding against them: tags, nonce, AAD and ciphertext.
+func TestCodecDocumentedKeys(t *testing.T) {
+	secret := []byte("fungistor documented keys secret")
+	for _, compressible := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compressible=%v", compressible), func(t *testing.T) {
+			c := Coding{K: 4, N: 6, Mode: Systematic}
+			codec, err := NewCodec(secret, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := vectorBlock(3000, compressible)
+			id, enc := qssEncode(t, codec, data)
+
+			prk, _ := hkdf.Extract(sha256.New, secret, []byte("fungistor/qss/v1"))
+			macKey, _ := hkdf.Expand(sha256.New, prk, "fungistor/qss/v1 fragment-mac\x00"+id.KeyString(), 32)
+			flags := byte(0)
+			payload := data
+			if compressible {
+				flags = 1
+				payload = s2.Encode(nil, data)
+			}
+			params := string([]byte{byte(c.Mode), flags, 0, byte(c.K), 0, byte(c.N)})
+			okm, _ := hkdf.Expand(sha256.New, prk, "fungistor/qss/v1 aes-256-gcm\x00"+params+id.KeyString(), 76)
+			nonce := okm[32:44]
+			if compressible {
+				h, _ := blake3.NewKeyed(okm[44:])
+				h.Write(payload)
+				nonce = h.Sum(nil)[:12]
+			}
+			aad := []byte("fungistor/qss/v1 aad\x00" + params + id.KeyString())
+
+			var ct []byte
+			for i, f := range enc.Fragments {
+				hdr, err := ParseFragmentHeader(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(hdr.Nonce[:], nonce) {
+					t.Fatalf("fragment %d: nonce %x, documented %x", i, hdr.Nonce, nonce)
+				}
+				end := HeaderSize + hdr.ShardSize
+				mac, _ := blake3.NewKeyed(macKey)
+				mac.Write(f[:end])
+				if !bytes.Equal(mac.Sum(nil)[:TagSize], f[end:]) {
+					t.Fatalf("fragment %d: tag is not the documented MAC", i)
+				}
+				if i < c.K {
+					ct = append(ct, f[HeaderSize:end]...)
+				}
+				if i == c.K-1 {
+					ct = ct[:hdr.CipherLen]
+				}
+			}
+			block, _ := aes.NewCipher(okm[:32])
+			gcm, _ := cipher.NewGCM(block)
+			pt, err := gcm.Open(nil, nonce, ct, aad)
+			if err != nil {
+				t.Fatalf("documented key, nonce and AAD do not open the ciphertext: %v", err)
+			}
+			if !bytes.Equal(pt, payload) {
+				t.Fatal("plaintext is not the documented payload")
+			}
+		})
+	}
+}
+
+func TestCodecBufferClasses(t *testing.T) {
+	prevIdx, prevSize := -1, 0
+	for n := 1; n <= 12<<20; n += 1 + n/97 {
+		idx, size, ok := sizeClass(n)
+		if !ok {
+			if n <= 8<<20 {
+				t.Fatalf("%d bytes not pooled", n)
+			}
+			continue
+		}
+		if size < n || (n > 4096 && size > n+n/4+1) {
+			t.Fatalf("class of %d bytes holds %d", n, size)
+		}
+		if idx < prevIdx || (idx == prevIdx) != (size == prevSize) {
+			t.Fatalf("%d bytes: class %d (%d bytes) after class %d (%d bytes)", n, idx, size, prevIdx, prevSize)
+		}
+		prevIdx, prevSize = idx, size
+		if i2, s2, _ := sizeClass(size); i2 != idx || s2 != size {
+			t.Fatalf("a buffer of class %d does not go back to it", idx)
+		}
+	}
 }
