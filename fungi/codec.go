@@ -362,6 +362,17 @@ func (c *Codec) verify(mac *blake3.Hasher, index int, frag []byte) (FragmentHead
 // "have X of K required fragments") or ErrBlockMismatch. frags are not
 // modified; the returned slice is the caller's. Safe for concurrent use.
 func (c *Codec) Decode(blockCID cid.Cid, frags [][]byte) ([]byte, error) {
+	return c.decode(blockCID, frags, false)
+}
+
+// decodeVerified is Decode for fragments that each passed Verify with this
+// codec already (the Reader verifies as fragments arrive): their tags are
+// not hashed a second time. The result is still checked against the CID.
+func (c *Codec) decodeVerified(blockCID cid.Cid, frags [][]byte) ([]byte, error) {
+	return c.decode(blockCID, frags, true)
+}
+
+func (c *Codec) decode(blockCID cid.Cid, frags [][]byte, verified bool) ([]byte, error) {
 	k, n := c.coding.K, c.coding.N
 	if len(frags) != n {
 		return nil, fmt.Errorf("decode %s: got %d fragment slots, coding %s has %d", blockCID, len(frags), c.coding, n)
@@ -385,7 +396,16 @@ func (c *Codec) Decode(blockCID cid.Cid, frags [][]byte) ([]byte, error) {
 			missing++
 			continue
 		}
-		h, err := c.verify(mac, i, f)
+		var h FragmentHeader
+		var err error
+		if verified {
+			h, err = ParseFragmentHeader(f)
+			if err == nil && (h.Index != i || h.Coding != c.coding || len(f) != h.FragmentSize()) {
+				err = fmt.Errorf("fragment %d: %w: does not fit its slot", i, ErrCorruptFragment)
+			}
+		} else {
+			h, err = c.verify(mac, i, f)
+		}
 		if err != nil {
 			rejected++
 			if firstErr == nil {

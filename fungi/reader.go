@@ -137,7 +137,7 @@ func (r *Reader) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
 			}
 			if valid >= k {
 				cancel()
-				return r.codec.Decode(c, frags)
+				return r.codec.decodeVerified(c, frags)
 			}
 			for next < n && valid+inflight < k {
 				launch()
