@@ -11,6 +11,12 @@ import (
 	"github.com/ipfs/go-cid"
 )
 
+// PoolMember is a storage target as a manifest records it.
+type PoolMember struct {
+	ID     string
+	Domain string
+}
+
 // Manifest is what must be replicated to read an object back: its root, how
 // its leaves were coded, and the inner DAG nodes (directories, file nodes
 // with their links, symlinks). Leaves are not listed: their CIDs are in the
@@ -21,7 +27,7 @@ import (
 // Encoding (version 1), all integers unsigned varints:
 //
 //	"FZM" 0x01 | root cid | K | N | mode | size | leaves | stored bytes |
-//	node count | (cid | data)*
+//	pool count | (id | domain)* | node count | (cid | data)*
 //
 // where cid and data are length-prefixed byte strings. Nodes are sorted by
 // CID bytes, and each must hash to its CID: a decoded manifest is
@@ -36,6 +42,9 @@ type Manifest struct {
 	Leaves uint64
 	// Stored is the bytes of fragments written for it (before dedup).
 	Stored uint64
+	// Pool is the placement's pool when the object was written, in order:
+	// with Spread, it determines where every fragment is.
+	Pool []PoolMember
 	// Nodes are the inner blocks, by CID.
 	Nodes map[cid.Cid]blocks.Block
 }
@@ -43,7 +52,10 @@ type Manifest struct {
 const manifestMagic = "FZM\x01"
 
 // Limits a manifest decoder enforces.
-const maxManifestNodes = 1 << 24
+const (
+	maxManifestNodes = 1 << 24
+	maxPool          = 1 << 16
+)
 
 // ErrBadManifest marks undecodable manifest bytes.
 var ErrBadManifest = errors.New("bad manifest")
@@ -72,6 +84,11 @@ func (m *Manifest) MarshalBinary() ([]byte, error) {
 	b = binary.AppendUvarint(b, m.Size)
 	b = binary.AppendUvarint(b, m.Leaves)
 	b = binary.AppendUvarint(b, m.Stored)
+	b = binary.AppendUvarint(b, uint64(len(m.Pool)))
+	for _, p := range m.Pool {
+		b = appendBytes(b, []byte(p.ID))
+		b = appendBytes(b, []byte(p.Domain))
+	}
 	b = binary.AppendUvarint(b, uint64(len(keys)))
 	for _, c := range keys {
 		b = appendBytes(b, c.Bytes())
@@ -105,6 +122,14 @@ func (m *Manifest) UnmarshalBinary(data []byte) error {
 	out.Size = d.uvarint(1 << 62)
 	out.Leaves = d.uvarint(1 << 62)
 	out.Stored = d.uvarint(1 << 62)
+	pn := d.uvarint(maxPool)
+	for i := uint64(0); i < pn && d.err == nil; i++ {
+		id, dom := d.bytes(), d.bytes()
+		if d.err == nil && (len(id) == 0 || len(id) > 256 || len(dom) > 256) {
+			d.err = errors.New("bad pool member")
+		}
+		out.Pool = append(out.Pool, PoolMember{ID: string(id), Domain: string(dom)})
+	}
 	n := d.uvarint(maxManifestNodes)
 	if d.err == nil && n > uint64(len(d.b)/4) {
 		d.err = errors.New("node count exceeds the data")

@@ -1,6 +1,7 @@
 package fungi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -89,6 +90,35 @@ func (s Spread) Place(block cid.Cid, n int) ([]Target, error) {
 		out[i] = order[i%len(order)]
 	}
 	return out, nil
+}
+
+// SpreadOf rebuilds the placement a manifest was written with; store maps a
+// pool member to its fragment store (nil: unreachable).
+func SpreadOf(m *Manifest, store func(PoolMember) FragmentStore) Spread {
+	var sp Spread
+	for _, p := range m.Pool {
+		s := store(p)
+		if s == nil {
+			s = unreachable{p.ID}
+		}
+		sp.Pool = append(sp.Pool, Target{ID: p.ID, Domain: p.Domain, Store: s})
+	}
+	return sp
+}
+
+// unreachable stands for a pool member this node cannot reach.
+type unreachable struct{ id string }
+
+var errUnreachable = errors.New("holder unreachable")
+
+func (u unreachable) PutFragment(context.Context, []byte, []byte) error {
+	return fmt.Errorf("%s: %w", u.id, errUnreachable)
+}
+func (u unreachable) GetFragment(context.Context, []byte) ([]byte, error) {
+	return nil, fmt.Errorf("%s: %w", u.id, errUnreachable)
+}
+func (u unreachable) HasFragment(context.Context, []byte) (bool, error) {
+	return false, fmt.Errorf("%s: %w", u.id, errUnreachable)
 }
 
 // Tolerance reports how many whole targets (nodes) can be lost while every

@@ -207,6 +207,11 @@ func (w *Writer) Finish(root cid.Cid) (*Manifest, error) {
 	}
 	m := &Manifest{Root: root, Coding: w.coding, Size: w.size, Leaves: w.leaves, Stored: w.stored,
 		Nodes: map[cid.Cid]blocks.Block{}}
+	if sp, ok := w.place.(Spread); ok {
+		for _, t := range sp.Pool {
+			m.Pool = append(m.Pool, PoolMember{ID: t.ID, Domain: t.Domain})
+		}
+	}
 	var walk func(c cid.Cid) error
 	walk = func(c cid.Cid) error {
 		if c.Prefix().Codec == cid.Raw {

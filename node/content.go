@@ -193,7 +193,17 @@ func (r *Repo) object(ctx context.Context, c cid.Cid) (ipld.Node, ipld.DAGServic
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	rd := fungi.NewReader(codec, m.Coding, r.placement(), 64<<20)
+	place := r.placement()
+	if len(m.Pool) > 0 {
+		local := kvFragments{r.frags}
+		place = fungi.SpreadOf(m, func(p fungi.PoolMember) fungi.FragmentStore {
+			if p.ID == "local" {
+				return local
+			}
+			return nil
+		})
+	}
+	rd := fungi.NewReader(codec, m.Coding, place, 64<<20)
 	dag := rd.DAG(m)
 	nd, err := dag.Get(ctx, c)
 	if err != nil {
