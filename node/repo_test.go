@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/go-cid"
+
 	"github.com/fungistor/fungistor/fungi"
 	"github.com/fungistor/fungistor/fungi/fragmenttest"
 	"github.com/fungistor/fungistor/store/client"
@@ -229,4 +232,76 @@ func TestConfigErrors(t *testing.T) {
 	if err := Init(filepath.Join(t.TempDir(), "r2"), InitOptions{Config: DefaultConfig(), Secret: "zz"}); err == nil {
 		t.Fatal("bad secret accepted")
 	}
+}
+
+// In a repo, any N-K fragments of every block may be deleted or corrupted:
+// cat still returns the exact bytes; one more and it fails cleanly.
+func TestRepoSurvivesFragmentLoss(t *testing.T) {
+	r := newRepo(t)
+	ctx := context.Background()
+	f := filepath.Join(t.TempDir(), "f")
+	data := make([]byte, 4<<20+3)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	os.WriteFile(f, data, 0o644)
+	res, err := r.Add(ctx, f, AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Manifest
+	root, _ := ParseCID(res.Root)
+	nd, err := decodeRoot(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range nd {
+		for j, i := range rng.Perm(m.Coding.N)[:m.Coding.N-m.Coding.K] {
+			key := fungi.FragmentKey(l, m.Coding, i)
+			if j%2 == 0 {
+				r.frags.Del(ctx, key)
+			} else {
+				v, _ := r.frags.Get(ctx, key)
+				v[len(v)/2] ^= 0xff
+				r.frags.Set(ctx, key, v)
+			}
+		}
+	}
+	rd, err := r.Cat(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rd)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("cat after losing N-K fragments per block: %d bytes, %v", len(got), err)
+	}
+	// one more valid fragment of block 2 gone
+	codec, _ := fungi.NewCodec(r.secret, m.Coding)
+	for i := 0; i < m.Coding.N; i++ {
+		key := fungi.FragmentKey(nd[2], m.Coding, i)
+		if v, err := r.frags.Get(ctx, key); err == nil && codec.Verify(nd[2], i, v) == nil {
+			r.frags.Del(ctx, key)
+			break
+		}
+	}
+	rd, _ = r.Cat(ctx, root)
+	_, err = io.ReadAll(rd)
+	if err == nil || !strings.Contains(err.Error(), "content unavailable: 15 of 16 required fragments reachable for block 2 of "+res.Root) {
+		t.Fatalf("cat with too few fragments: %v", err)
+	}
+}
+
+// decodeRoot returns the leaf CIDs of a one-level file manifest.
+func decodeRoot(m *fungi.Manifest) ([]cid.Cid, error) {
+	blk := m.Nodes[m.Root]
+	nd, err := mdag.DecodeProtobufBlock(blk)
+	if err != nil {
+		return nil, err
+	}
+	var out []cid.Cid
+	for _, l := range nd.Links() {
+		out = append(out, l.Cid)
+	}
+	return out, nil
 }
