@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/fungistor/fungistor/node"
 )
 
@@ -82,11 +84,20 @@ func runStore(quiet bool, profile, coding string, hidden bool, path string) erro
 	return repo.Close()
 }
 
-func cidArg(fs interface{ Arg(int) string }, n int) (string, error) {
-	if n != 1 {
-		return "", usagef("exactly one CID is required")
+// parseCIDArgs parses flags and the one CID a command takes.
+func parseCIDArgs(fs *flag.FlagSet, args []string) (cid.Cid, error) {
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return cid.Undef, err
 	}
-	return fs.Arg(0), nil
+	if len(rest) != 1 {
+		return cid.Undef, usagef("exactly one CID is required")
+	}
+	c, err := node.ParseCID(rest[0])
+	if err != nil {
+		return cid.Undef, usagef("%v", err)
+	}
+	return c, nil
 }
 
 func runCat(args []string) error {
@@ -97,17 +108,9 @@ func runCat(args []string) error {
 		fmt.Fprintf(fs.Output(), "usage: fungi cat [--offset N] [--length N] CID\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	rest, err := parseInterspersed(fs, args)
+	c, err := parseCIDArgs(fs, args)
 	if err != nil {
 		return err
-	}
-	s, err := cidArg(stringsArgs(rest), len(rest))
-	if err != nil {
-		return err
-	}
-	c, err := node.ParseCID(s)
-	if err != nil {
-		return usagef("%v", err)
 	}
 	if *offset < 0 {
 		return usagef("--offset must not be negative")
@@ -147,17 +150,9 @@ func runGet(args []string) error {
 		fmt.Fprintf(fs.Output(), "usage: fungi get CID [-o PATH]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	rest, err := parseInterspersed(fs, args)
+	c, err := parseCIDArgs(fs, args)
 	if err != nil {
 		return err
-	}
-	s, err := cidArg(stringsArgs(rest), len(rest))
-	if err != nil {
-		return err
-	}
-	c, err := node.ParseCID(s)
-	if err != nil {
-		return usagef("%v", err)
 	}
 	if *out == "" {
 		*out = c.String()
@@ -185,17 +180,9 @@ func runGet(args []string) error {
 func runLs(args []string) error {
 	fs := newFlagSet("fungi ls")
 	asJSON := fs.Bool("json", false, "print JSON")
-	rest, err := parseInterspersed(fs, args)
+	c, err := parseCIDArgs(fs, args)
 	if err != nil {
 		return err
-	}
-	s, err := cidArg(stringsArgs(rest), len(rest))
-	if err != nil {
-		return err
-	}
-	c, err := node.ParseCID(s)
-	if err != nil {
-		return usagef("%v", err)
 	}
 	repo, err := openRepo()
 	if err != nil {
@@ -246,10 +233,6 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		args = fs.Args()[1:]
 	}
 }
-
-type stringsArgs []string
-
-func (s stringsArgs) Arg(i int) string { return s[i] }
 
 func baseName(p string) string {
 	p = strings.TrimRight(p, "/")
