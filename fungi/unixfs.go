@@ -7,11 +7,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	chunker "github.com/ipfs/boxo/chunker"
+	"github.com/ipfs/boxo/files"
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
@@ -111,28 +110,35 @@ type ImportOptions struct {
 // directories (HAMT-sharded exactly when the profile says so), symlinks
 // become symlink nodes (not followed), and other special files are refused.
 func ImportPath(ctx context.Context, path string, p Profile, dag ipld.DAGService, o ImportOptions) (cid.Cid, error) {
-	nd, err := importPath(ctx, path, p, dag, o)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return cid.Undef, err
+	}
+	if !fi.IsDir() && !fi.Mode().IsRegular() && fi.Mode()&fs.ModeSymlink == 0 {
+		return cid.Undef, fmt.Errorf("%s: %w (%s)", path, ErrUnsupportedFile, fi.Mode().Type())
+	}
+	n, err := files.NewSerialFile(path, o.Hidden, fi)
+	if err != nil {
+		return cid.Undef, err
+	}
+	defer n.Close()
+	nd, err := ImportNode(ctx, n, p, dag, o.Progress)
 	if err != nil {
 		return cid.Undef, err
 	}
 	return nd.Cid(), nil
 }
 
-func importPath(ctx context.Context, path string, p Profile, dag ipld.DAGService, o ImportOptions) (ipld.Node, error) {
+// ImportNode imports a boxo files.Node (a local tree, or one received as a
+// multipart upload) and returns its root node. progress, if set, gets the
+// bytes of file content read.
+func ImportNode(ctx context.Context, n files.Node, p Profile, dag ipld.DAGService, progress func(int64)) (ipld.Node, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		target, err := os.Readlink(path)
-		if err != nil {
-			return nil, err
-		}
-		data, err := ft.SymlinkData(target)
+	switch f := n.(type) {
+	case *files.Symlink:
+		data, err := ft.SymlinkData(f.Target)
 		if err != nil {
 			return nil, err
 		}
@@ -141,31 +147,22 @@ func importPath(ctx context.Context, path string, p Profile, dag ipld.DAGService
 			return nil, err
 		}
 		return nd, dag.Add(ctx, nd)
-	case fi.IsDir():
-		return importDir(ctx, path, p, dag, o)
-	case fi.Mode().IsRegular():
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
+	case files.File:
 		var r io.Reader = f
-		if o.Progress != nil {
-			r = &progressReader{r: f, fn: o.Progress}
+		if progress != nil {
+			r = &progressReader{r: f, fn: progress}
 		}
-		nd, err := ImportFile(ctx, r, p, dag)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		return nd, nil
+		return ImportFile(ctx, r, p, dag)
+	case files.Directory:
+		return importDir(ctx, f, p, dag, progress)
 	}
-	return nil, fmt.Errorf("%s: %w (%s)", path, ErrUnsupportedFile, fi.Mode().Type())
+	return nil, fmt.Errorf("%w (%T)", ErrUnsupportedFile, n)
 }
 
 // ErrUnsupportedFile: devices, sockets and pipes cannot be imported.
 var ErrUnsupportedFile = errors.New("not a regular file, directory or symlink")
 
-func importDir(ctx context.Context, path string, p Profile, dag ipld.DAGService, o ImportOptions) (ipld.Node, error) {
+func importDir(ctx context.Context, d files.Directory, p Profile, dag ipld.DAGService, progress func(int64)) (ipld.Node, error) {
 	dir, err := uio.NewDirectory(dag,
 		uio.WithCidBuilder(p.CidBuilder()),
 		uio.WithMaxHAMTFanout(p.HAMTShardWidth),
@@ -175,22 +172,18 @@ func importDir(ctx context.Context, path string, p Profile, dag ipld.DAGService,
 	if err != nil {
 		return nil, err
 	}
-	ents, err := os.ReadDir(path)
-	if err != nil {
-		return nil, err
-	}
-	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
-	for _, e := range ents {
-		if !o.Hidden && strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		child, err := importPath(ctx, filepath.Join(path, e.Name()), p, dag, o)
+	it := d.Entries()
+	for it.Next() {
+		child, err := ImportNode(ctx, it.Node(), p, dag, progress)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", it.Name(), err)
 		}
-		if err := dir.AddChild(ctx, e.Name(), child); err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(path, e.Name()), err)
+		if err := dir.AddChild(ctx, it.Name(), child); err != nil {
+			return nil, fmt.Errorf("%s: %w", it.Name(), err)
 		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, err
 	}
 	nd, err := dir.GetNode()
 	if err != nil {
