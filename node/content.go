@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ipfs/boxo/files"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 	uio "github.com/ipfs/boxo/ipld/unixfs/io"
 	"github.com/ipfs/go-cid"
@@ -65,39 +66,70 @@ type AddOptions struct {
 
 // AddResult is what an add stored.
 type AddResult struct {
-	Root      string
-	Manifest  *fungi.Manifest
-	Tolerance string
+	Root      string `json:"root"`
+	Name      string `json:"name,omitempty"`
+	Size      uint64 `json:"size"`
+	Blocks    uint64 `json:"blocks"`
+	Stored    uint64 `json:"stored"`
+	Coding    string `json:"coding"`
+	Tolerance string `json:"tolerance"`
+	// Manifest is the object's manifest (local adds only).
+	Manifest *fungi.Manifest `json:"-"`
 }
 
 // Add imports a file or directory, disperses its leaves as fragments and
 // records its manifest. It returns once everything is durable; an add that
 // fails leaves no manifest (its fragments are orphans, collected later).
 func (r *Repo) Add(ctx context.Context, path string, o AddOptions) (*AddResult, error) {
-	p, err := fungi.ParseProfile(or(o.Profile, r.Config.Profile))
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, unwrapPathErr(err))
+	}
+	if !fi.IsDir() && !fi.Mode().IsRegular() && fi.Mode()&os.ModeSymlink == 0 {
+		return nil, fmt.Errorf("%s: %w", path, fungi.ErrUnsupportedFile)
+	}
+	n, err := files.NewSerialFile(path, o.Hidden, fi)
 	if err != nil {
 		return nil, err
 	}
-	coding, err := fungi.ParseCoding(or(o.Coding, r.Config.Coding))
+	defer n.Close()
+	res, err := r.AddNode(ctx, n, o, nil)
 	if err != nil {
 		return nil, err
+	}
+	res.Name = filepath.Base(filepath.Clean(path))
+	return res, nil
+}
+
+// AddNode is Add of a boxo files.Node (a local tree or an upload). step,
+// if set, is called on the calling goroutine after each block is imported
+// (the API streams progress from it).
+func (r *Repo) AddNode(ctx context.Context, n files.Node, o AddOptions, step func()) (*AddResult, error) {
+	p, err := fungi.ParseProfile(or(o.Profile, r.Config.Profile))
+	if err != nil {
+		return nil, httpError{400, err}
+	}
+	coding, err := fungi.ParseCoding(or(o.Coding, r.Config.Coding))
+	if err != nil {
+		return nil, httpError{400, err}
 	}
 	codec, err := fungi.NewCodec(r.secret, coding)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Lstat(path); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, unwrapPathErr(err))
-	}
 	place := r.placement()
 	w := fungi.NewWriter(ctx, codec, coding, place, 0)
 	w.Progress = o.Progress
-	root, err := fungi.ImportPath(ctx, path, p, w, fungi.ImportOptions{Hidden: o.Hidden})
+	var dag ipld.DAGService = w
+	if step != nil {
+		dag = stepDAG{w, step}
+	}
+	nd, err := fungi.ImportNode(ctx, n, p, dag, nil)
 	if err != nil {
 		w.Finish(cid.Undef)
 		return nil, err
 	}
-	m, err := w.Finish(root)
+	m, err := w.Finish(nd.Cid())
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +139,20 @@ func (r *Repo) Add(ctx context.Context, path string, o AddOptions) (*AddResult, 
 	if err := r.putManifest(ctx, m); err != nil {
 		return nil, err
 	}
-	return &AddResult{Root: root.String(), Manifest: m, Tolerance: place.DescribeTolerance(coding)}, nil
+	return &AddResult{Root: m.Root.String(), Size: m.Size, Blocks: m.Leaves, Stored: m.Stored,
+		Coding: coding.String(), Tolerance: place.DescribeTolerance(coding), Manifest: m}, nil
+}
+
+// stepDAG calls step after every Add.
+type stepDAG struct {
+	ipld.DAGService
+	step func()
+}
+
+func (s stepDAG) Add(ctx context.Context, nd ipld.Node) error {
+	err := s.DAGService.Add(ctx, nd)
+	s.step()
+	return err
 }
 
 func or(a, b string) string {

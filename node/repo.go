@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,9 @@ type Config struct {
 	ZDB ZDBDirs `json:"zdb"`
 	// ZDBSync fsyncs every fragment write (slower; safe against power loss).
 	ZDBSync bool `json:"zdb_sync"`
+	// API is the daemon's HTTP API address (host:port). Keep it on
+	// localhost: its write endpoints are not authenticated.
+	API string `json:"api"`
 }
 
 // ZDBDirs are the embedded ZDB's directories.
@@ -44,6 +48,7 @@ func DefaultConfig() Config {
 		Profile: fungi.DefaultProfile.Name,
 		Coding:  fungi.DefaultCoding().String(),
 		ZDB:     ZDBDirs{Data: "zdb/data", Index: "zdb/index"},
+		API:     "127.0.0.1:5980",
 	}
 }
 
@@ -57,6 +62,9 @@ func (c Config) Validate() error {
 	}
 	if c.ZDB.Data == "" || c.ZDB.Index == "" {
 		return errors.New("config: zdb.data and zdb.index are required")
+	}
+	if _, port, err := net.SplitHostPort(c.API); err != nil || port == "" {
+		return fmt.Errorf("config: api %q: want host:port", c.API)
 	}
 	return nil
 }

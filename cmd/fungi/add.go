@@ -14,6 +14,7 @@ import (
 
 func runAdd(args []string) error {
 	fs := newFlagSet("fungi add")
+	api := apiFlag(fs)
 	onlyHash := fs.Bool("only-hash", false, "only compute the CID; store nothing (no repo or daemon needed)")
 	fs.BoolVar(onlyHash, "n", false, "short for --only-hash")
 	quiet := fs.Bool("q", false, "print only the root CID")
@@ -46,7 +47,7 @@ func runAdd(args []string) error {
 		}
 	}
 	if !*onlyHash {
-		return runStore(*quiet, *profile, *coding, *hidden, paths[0])
+		return runStore(*api, *quiet, *profile, *coding, *hidden, paths[0])
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -55,10 +55,16 @@ func runInit(args []string) error {
 	return nil
 }
 
-func openRepo() (*node.Repo, error) { return node.OpenRepo(node.RepoPath(), nil) }
+// apiFlag registers --api: the daemon's API address (default: found in
+// $FUNGI_PATH/api when a daemon runs there).
+func apiFlag(fs *flag.FlagSet) *string {
+	return fs.String("api", "", "daemon API address host:port (default: the running daemon's, else open the repo directly)")
+}
 
-func runStore(quiet bool, profile, coding string, hidden bool, path string) error {
-	repo, err := openRepo()
+func connect(api string) (node.Content, error) { return node.Connect(node.RepoPath(), api) }
+
+func runStore(api string, quiet bool, profile, coding string, hidden bool, path string) error {
+	repo, err := connect(api)
 	if err != nil {
 		return err
 	}
@@ -77,10 +83,9 @@ func runStore(quiet bool, profile, coding string, hidden bool, path string) erro
 		fmt.Println(res.Root)
 		return repo.Close()
 	}
-	m := res.Manifest
 	fmt.Printf("added %s %s\n", res.Root, baseName(path))
 	fmt.Fprintf(os.Stderr, "%d bytes in %d blocks, coding %s: %d fragment bytes (%.3fx); %s\n",
-		m.Size, m.Leaves, m.Coding, m.Stored, float64(m.Stored)/float64(max(m.Size, 1)), res.Tolerance)
+		res.Size, res.Blocks, res.Coding, res.Stored, float64(res.Stored)/float64(max(res.Size, 1)), res.Tolerance)
 	return repo.Close()
 }
 
@@ -102,6 +107,7 @@ func parseCIDArgs(fs *flag.FlagSet, args []string) (cid.Cid, error) {
 
 func runCat(args []string) error {
 	fs := newFlagSet("fungi cat")
+	api := apiFlag(fs)
 	offset := fs.Int64("offset", 0, "start at this byte")
 	length := fs.Int64("length", -1, "read at most this many bytes (-1: to the end)")
 	fs.Usage = func() {
@@ -115,35 +121,25 @@ func runCat(args []string) error {
 	if *offset < 0 {
 		return usagef("--offset must not be negative")
 	}
-	repo, err := openRepo()
+	repo, err := connect(*api)
 	if err != nil {
 		return err
 	}
 	defer repo.Close()
 	ctx, stop := signalContext()
 	defer stop()
-	rd, err := repo.Cat(ctx, c)
+	rd, _, err := repo.CatRange(ctx, c, *offset, *length)
 	if err != nil {
 		return err
 	}
-	if *offset > int64(rd.Size()) {
-		return fmt.Errorf("offset %d is past the end (%d bytes)", *offset, rd.Size())
-	}
-	if _, err := rd.Seek(*offset, io.SeekStart); err != nil {
-		return err
-	}
-	var src io.Reader = rd
-	if *length >= 0 {
-		src = io.LimitReader(rd, *length)
-	}
-	if _, err := io.Copy(os.Stdout, src); err != nil {
-		return err
-	}
-	return nil
+	defer rd.Close()
+	_, err = io.Copy(os.Stdout, rd)
+	return err
 }
 
 func runGet(args []string) error {
 	fs := newFlagSet("fungi get")
+	api := apiFlag(fs)
 	out := fs.String("o", "", "output path (must not exist; default: the CID)")
 	quiet := fs.Bool("q", false, "no progress")
 	fs.Usage = func() {
@@ -157,7 +153,7 @@ func runGet(args []string) error {
 	if *out == "" {
 		*out = c.String()
 	}
-	repo, err := openRepo()
+	repo, err := connect(*api)
 	if err != nil {
 		return err
 	}
@@ -179,12 +175,13 @@ func runGet(args []string) error {
 
 func runLs(args []string) error {
 	fs := newFlagSet("fungi ls")
+	api := apiFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	c, err := parseCIDArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	repo, err := openRepo()
+	repo, err := connect(*api)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+
+	"github.com/fungistor/fungistor/node"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -28,6 +30,7 @@ func commands() []command {
 		{"ls", "list a directory", runLs},
 		{"bench", "measure this machine: bench codec [--size] [--ec K/M] [--cores] [--json]", runBench},
 		{"zdb", "run a standalone 0-db compatible ZDB server (zdb check|compact: offline tools)", runZDB},
+		{"daemon", "run the node: embedded ZDB and the HTTP API (--api ADDR)", runDaemon},
 		{"version", "print the version", func([]string) error { fmt.Println("fungi", version); return nil }},
 	}
 }
@@ -54,6 +57,7 @@ func main() {
 			pprof.StartCPUProfile(f)
 		}
 	}
+	node.Version = version
 	code := run()
 	pprof.StopCPUProfile()
 	os.Exit(code)

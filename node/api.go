@@ -1,0 +1,326 @@
+package node
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/ipfs/boxo/files"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
+	uio "github.com/ipfs/boxo/ipld/unixfs/io"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fungistor/fungistor/fungi"
+)
+
+// The HTTP API, /api/v0/..., JSON in and out; errors are
+// {"error": "..."} with a 4xx (the request was wrong) or 5xx status.
+// Streams (add progress) are newline-delimited JSON; a failure after a
+// stream started is reported in the X-Stream-Error trailer.
+type api struct {
+	repo *Repo
+	log  *slog.Logger
+	mux  *http.ServeMux
+	reg  *prometheus.Registry
+
+	added, read prometheus.Counter
+	requests    *prometheus.CounterVec
+}
+
+// Version is the build's version, set by the fungi command.
+var Version = "dev"
+
+func newAPI(repo *Repo, log *slog.Logger) *api {
+	a := &api{repo: repo, log: log, mux: http.NewServeMux(), reg: prometheus.NewRegistry()}
+	a.added = prometheus.NewCounter(prometheus.CounterOpts{Name: "fungi_added_bytes_total", Help: "Content bytes added."})
+	a.read = prometheus.NewCounter(prometheus.CounterOpts{Name: "fungi_read_bytes_total", Help: "Content bytes served by cat and get."})
+	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fungi_api_requests_total", Help: "API requests by endpoint and outcome."}, []string{"endpoint", "outcome"})
+	a.reg.MustRegister(a.added, a.read, a.requests, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	a.handle("GET /api/v0/version", a.version)
+	a.handle("POST /api/v0/add", a.add)
+	a.handle("GET /api/v0/cat", a.cat)
+	a.handle("GET /api/v0/ls", a.ls)
+	a.handle("GET /api/v0/get", a.get)
+	return a
+}
+
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// httpError carries a status for a request's failure.
+type httpError struct {
+	status int
+	err    error
+}
+
+func (e httpError) Error() string { return e.err.Error() }
+func (e httpError) Unwrap() error { return e.err }
+
+func badRequest(format string, args ...any) error {
+	return httpError{http.StatusBadRequest, fmt.Errorf(format, args...)}
+}
+
+func (a *api) handle(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
+	endpoint := pattern[len("GET "):]
+	if pattern[:4] == "POST" {
+		endpoint = pattern[len("POST "):]
+	}
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		err := fn(w, r)
+		if err == nil {
+			a.requests.WithLabelValues(endpoint, "ok").Inc()
+			return
+		}
+		status := statusOf(err)
+		a.requests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
+		if status >= 500 {
+			a.log.Error("api", "endpoint", endpoint, "err", err)
+		}
+		writeJSON(w, status, map[string]string{"error": err.Error()})
+	})
+}
+
+func statusOf(err error) int {
+	var he httpError
+	switch {
+	case errors.As(err, &he):
+		return he.status
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrIsDirectory), errors.Is(err, ErrBadRange):
+		return http.StatusBadRequest
+	case errors.Is(err, fungi.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (a *api) version(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"version": Version})
+	return nil
+}
+
+func cidParam(r *http.Request) (cid.Cid, error) {
+	s := r.URL.Query().Get("arg")
+	if s == "" {
+		return cid.Undef, badRequest("argument \"arg\" (a CID) is required")
+	}
+	c, err := ParseCID(s)
+	if err != nil {
+		return cid.Undef, httpError{http.StatusBadRequest, err}
+	}
+	return c, nil
+}
+
+// add takes a multipart body in Kubo's format (boxo files.MultiFileReader)
+// and streams {"bytes": n} progress lines, then the AddResult.
+func (a *api) add(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "multipart/form-data" && mt != "multipart/mixed") || params["boundary"] == "" {
+		return badRequest("add needs a multipart body")
+	}
+	dir, err := files.NewFileFromPartReader(multipart.NewReader(r.Body, params["boundary"]), mt)
+	if err != nil {
+		return badRequest("add: %v", err)
+	}
+	it := dir.Entries()
+	if !it.Next() {
+		if it.Err() != nil {
+			return badRequest("add: %v", it.Err())
+		}
+		return badRequest("add: nothing to add")
+	}
+	name, node := it.Name(), it.Node()
+	// progress goes out while the upload still comes in: without full
+	// duplex, net/http closes the request body at the first flush
+	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Trailer", "X-Stream-Error")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	flusher, _ := w.(http.Flusher)
+	var done atomic.Int64
+	progress := make(chan struct{}, 1)
+	res, err := a.repo.AddNode(r.Context(), node, AddOptions{Profile: q.Get("profile"), Coding: q.Get("ec"),
+		Progress: func(n int64) {
+			done.Add(n)
+			select {
+			case progress <- struct{}{}:
+			default:
+			}
+		}}, func() {
+		select {
+		case <-progress:
+			enc.Encode(map[string]int64{"bytes": done.Load()})
+			if flusher != nil {
+				flusher.Flush()
+			}
+		default:
+		}
+	})
+	if err == nil && it.Next() {
+		err = errors.New("add takes one file or directory per request")
+	}
+	if err == nil && it.Err() != nil {
+		err = fmt.Errorf("upload: %w", it.Err()) // a cut-off body never becomes content
+	}
+	if err != nil {
+		w.Header().Set("X-Stream-Error", err.Error())
+		a.log.Warn("api: add failed", "name", name, "err", err)
+		return nil
+	}
+	a.added.Add(float64(res.Size))
+	res.Name = name
+	return enc.Encode(res)
+}
+
+// ErrBadRange: a byte range outside the content.
+var ErrBadRange = errors.New("range outside the content")
+
+func (a *api) cat(w http.ResponseWriter, r *http.Request) error {
+	c, err := cidParam(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	offset, length := int64(0), int64(-1)
+	if s := q.Get("offset"); s != "" {
+		if offset, err = strconv.ParseInt(s, 10, 64); err != nil || offset < 0 {
+			return badRequest("offset %q: not a byte offset", s)
+		}
+	}
+	if s := q.Get("length"); s != "" {
+		if length, err = strconv.ParseInt(s, 10, 64); err != nil || length < 0 {
+			return badRequest("length %q: not a byte count", s)
+		}
+	}
+	rd, err := a.repo.Cat(r.Context(), c)
+	if err != nil {
+		return err
+	}
+	size := int64(rd.Size())
+	if offset > size {
+		return fmt.Errorf("offset %d: %w (%d bytes)", offset, ErrBadRange, size)
+	}
+	if _, err := rd.Seek(offset, io.SeekStart); err != nil {
+		return err
+	}
+	n := size - offset
+	if length >= 0 && length < n {
+		n = length
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+	w.Header().Set("X-Content-Size", strconv.FormatInt(size, 10))
+	w.Header().Set("Trailer", "X-Stream-Error")
+	copied, err := io.Copy(w, io.LimitReader(rd, n))
+	a.read.Add(float64(copied))
+	if err != nil {
+		w.Header().Set("X-Stream-Error", err.Error())
+	}
+	return nil
+}
+
+func (a *api) ls(w http.ResponseWriter, r *http.Request) error {
+	c, err := cidParam(r)
+	if err != nil {
+		return err
+	}
+	ents, err := a.repo.Ls(r.Context(), c)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ents)
+	return nil
+}
+
+// get streams a file or tree as a tar archive.
+func (a *api) get(w http.ResponseWriter, r *http.Request) error {
+	c, err := cidParam(r)
+	if err != nil {
+		return err
+	}
+	nd, dag, _, err := a.repo.object(r.Context(), c)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.Header().Set("Trailer", "X-Stream-Error")
+	tw := tar.NewWriter(countingWriter{w, a.read})
+	if err := writeTar(r.Context(), tw, dag, nd, c.String()); err != nil {
+		w.Header().Set("X-Stream-Error", err.Error())
+		return nil
+	}
+	if err := tw.Close(); err != nil {
+		w.Header().Set("X-Stream-Error", err.Error())
+	}
+	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	c prometheus.Counter
+}
+
+func (cw countingWriter) Write(b []byte) (int, error) {
+	n, err := cw.w.Write(b)
+	cw.c.Add(float64(n))
+	return n, err
+}
+
+func writeTar(ctx context.Context, tw *tar.Writer, dag ipld.DAGService, nd ipld.Node, name string) error {
+	if isDir(nd) {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o755}); err != nil {
+			return err
+		}
+		dir, err := uio.NewDirectoryFromNode(dag, nd)
+		if err != nil {
+			return err
+		}
+		return dir.ForEachLink(ctx, func(l *ipld.Link) error {
+			if !validName(l.Name) {
+				return fmt.Errorf("refusing unsafe name %q in directory %s", l.Name, nd.Cid())
+			}
+			child, err := dag.Get(ctx, l.Cid)
+			if err != nil {
+				return err
+			}
+			return writeTar(ctx, tw, dag, child, name+"/"+l.Name)
+		})
+	}
+	if nd.Cid().Prefix().Codec != cid.Raw {
+		if fsn, err := ft.ExtractFSNode(nd); err == nil && fsn.Type() == ft.TSymlink {
+			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: string(fsn.Data()), Mode: 0o777})
+		}
+	}
+	rd, err := uio.NewDagReader(ctx, nd, dag)
+	if err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(rd.Size())}); err != nil {
+		return err
+	}
+	_, err = io.Copy(tw, rd)
+	return err
+}

@@ -1,0 +1,293 @@
+package node
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/ipfs/boxo/files"
+	"github.com/ipfs/go-cid"
+)
+
+// Content is what the content commands need: a local repo opened directly,
+// or the daemon that holds it, through its API.
+type Content interface {
+	Add(ctx context.Context, path string, o AddOptions) (*AddResult, error)
+	// CatRange returns the bytes from offset, at most length (-1: all),
+	// and the content's total size.
+	CatRange(ctx context.Context, c cid.Cid, offset, length int64) (io.ReadCloser, int64, error)
+	Ls(ctx context.Context, c cid.Cid) ([]Entry, error)
+	Get(ctx context.Context, c cid.Cid, out string, progress func(int64)) error
+	Close() error
+}
+
+var (
+	_ Content = (*Repo)(nil)
+	_ Content = (*APIClient)(nil)
+)
+
+// Connect returns the daemon's API when one runs on the repo at path (or
+// api is given), else the repo opened directly.
+func Connect(path, api string) (Content, error) {
+	if api == "" {
+		api = APIAddr(path)
+	}
+	if api != "" {
+		return NewAPIClient(api), nil
+	}
+	return OpenRepo(path, nil)
+}
+
+// CatRange implements Content for a local repo.
+func (r *Repo) CatRange(ctx context.Context, c cid.Cid, offset, length int64) (io.ReadCloser, int64, error) {
+	rd, err := r.Cat(ctx, c)
+	if err != nil {
+		return nil, 0, err
+	}
+	size := int64(rd.Size())
+	if offset < 0 || offset > size {
+		rd.Close()
+		return nil, size, fmt.Errorf("offset %d: %w (%d bytes)", offset, ErrBadRange, size)
+	}
+	if _, err := rd.Seek(offset, io.SeekStart); err != nil {
+		rd.Close()
+		return nil, size, err
+	}
+	if length < 0 {
+		return rd, size, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(rd, length), rd}, size, nil
+}
+
+// APIClient talks to a daemon's HTTP API.
+type APIClient struct {
+	base string
+	hc   *http.Client
+}
+
+// NewAPIClient returns a client of the API at addr (host:port).
+func NewAPIClient(addr string) *APIClient {
+	return &APIClient{base: "http://" + addr + "/api/v0/", hc: &http.Client{}}
+}
+
+func (a *APIClient) Close() error { return nil }
+
+// apiError turns an error response into an error.
+func apiError(resp *http.Response) error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		return errors.New(e.Error)
+	}
+	return fmt.Errorf("daemon: %s", resp.Status)
+}
+
+func (a *APIClient) call(ctx context.Context, method, path string, q url.Values, body io.Reader, ctype string) (*http.Response, error) {
+	u := a.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("daemon API: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, apiError(resp)
+	}
+	return resp, nil
+}
+
+// streamErr reports a failure the daemon sent after the body started.
+func streamErr(resp *http.Response) error {
+	if e := resp.Trailer.Get("X-Stream-Error"); e != "" {
+		return errors.New(e)
+	}
+	return nil
+}
+
+// Add uploads path (Kubo's multipart format) and follows the progress.
+func (a *APIClient) Add(ctx context.Context, path string, o AddOptions) (*AddResult, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, unwrapPathErr(err))
+	}
+	n, err := files.NewSerialFile(path, o.Hidden, fi)
+	if err != nil {
+		return nil, err
+	}
+	defer n.Close()
+	name := filepath.Base(filepath.Clean(path))
+	mfr := files.NewMultiFileReader(files.NewMapDirectory(map[string]files.Node{name: n}), true, false)
+	q := url.Values{}
+	if o.Profile != "" {
+		q.Set("profile", o.Profile)
+	}
+	if o.Coding != "" {
+		q.Set("ec", o.Coding)
+	}
+	resp, err := a.call(ctx, "POST", "add", q, mfr, "multipart/form-data; boundary="+mfr.Boundary())
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var res *AddResult
+	var last int64
+	for sc.Scan() {
+		var line struct {
+			Bytes *int64 `json:"bytes"`
+			AddResult
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			return nil, fmt.Errorf("daemon: bad add reply: %v", err)
+		}
+		if line.Bytes != nil {
+			if o.Progress != nil {
+				o.Progress(*line.Bytes - last)
+			}
+			last = *line.Bytes
+			continue
+		}
+		r := line.AddResult
+		res = &r
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if err := streamErr(resp); err != nil {
+		return nil, err
+	}
+	if res == nil {
+		return nil, errors.New("daemon: add returned no result")
+	}
+	return res, nil
+}
+
+// CatRange streams a byte range of a file.
+func (a *APIClient) CatRange(ctx context.Context, c cid.Cid, offset, length int64) (io.ReadCloser, int64, error) {
+	q := url.Values{"arg": {c.String()}, "offset": {strconv.FormatInt(offset, 10)}}
+	if length >= 0 {
+		q.Set("length", strconv.FormatInt(length, 10))
+	}
+	resp, err := a.call(ctx, "GET", "cat", q, nil, "")
+	if err != nil {
+		return nil, 0, err
+	}
+	size, _ := strconv.ParseInt(resp.Header.Get("X-Content-Size"), 10, 64)
+	return trailerCheck{resp}, size, nil
+}
+
+// trailerCheck turns the X-Stream-Error trailer into a read error at EOF.
+type trailerCheck struct{ resp *http.Response }
+
+func (t trailerCheck) Read(p []byte) (int, error) {
+	n, err := t.resp.Body.Read(p)
+	if err == io.EOF {
+		if serr := streamErr(t.resp); serr != nil {
+			return n, serr
+		}
+	}
+	return n, err
+}
+
+func (t trailerCheck) Close() error { return t.resp.Body.Close() }
+
+// Ls lists a directory.
+func (a *APIClient) Ls(ctx context.Context, c cid.Cid) ([]Entry, error) {
+	resp, err := a.call(ctx, "GET", "ls", url.Values{"arg": {c.String()}}, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var ents []Entry
+	if err := json.NewDecoder(resp.Body).Decode(&ents); err != nil {
+		return nil, fmt.Errorf("daemon: bad ls reply: %v", err)
+	}
+	return ents, nil
+}
+
+// Get saves a file or tree from the daemon's tar stream to out, which must
+// not exist; entries that would land outside out are refused.
+func (a *APIClient) Get(ctx context.Context, c cid.Cid, out string, progress func(int64)) error {
+	if _, err := os.Lstat(out); err == nil {
+		return fmt.Errorf("%s: %w", out, ErrExists)
+	}
+	resp, err := a.call(ctx, "GET", "get", url.Values{"arg": {c.String()}}, nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	tr := tar.NewReader(trailerCheck{resp})
+	prefix := c.String()
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return streamErr(resp)
+		}
+		if err != nil {
+			return err
+		}
+		rel := strings.TrimSuffix(strings.TrimPrefix(h.Name, prefix), "/")
+		if h.Name != prefix && h.Name != prefix+"/" && !strings.HasPrefix(h.Name, prefix+"/") {
+			return fmt.Errorf("daemon sent an entry outside %s: %q", prefix, h.Name)
+		}
+		for _, part := range strings.Split(strings.TrimPrefix(rel, "/"), "/") {
+			if part != "" && !validName(part) {
+				return fmt.Errorf("refusing unsafe path %q", h.Name)
+			}
+		}
+		dst := filepath.Join(out, filepath.FromSlash(rel))
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeSymlink:
+			if err := os.Symlink(h.Linkname, dst); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			if err != nil {
+				return err
+			}
+			var w io.Writer = f
+			if progress != nil {
+				w = progressWriter{f, progress}
+			}
+			_, err = io.Copy(w, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("daemon sent an unsupported entry %q", h.Name)
+		}
+	}
+}

@@ -1,0 +1,93 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// apiFile holds the running daemon's API address, as Kubo's `api` file
+// does: clients find the daemon through it.
+const apiFile = "api"
+
+// DaemonOptions configure RunDaemon.
+type DaemonOptions struct {
+	// API overrides the config's API address.
+	API    string
+	Logger *slog.Logger
+	// Ready, if set, is called once the API listens, with its address.
+	Ready func(addr string)
+}
+
+// RunDaemon runs a node from the repo at path until ctx is done: the
+// embedded ZDB and the HTTP API (with Prometheus metrics at /metrics). It
+// writes $FUNGI_PATH/api while it runs and removes it on a clean stop.
+func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	repo, err := OpenRepo(path, log)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	addr := or(o.API, repo.Config.API)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("API listen on %s: %w", addr, err)
+	}
+	api := newAPI(repo, log)
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	apiPath := filepath.Join(path, apiFile)
+	if err := os.WriteFile(apiPath, []byte(l.Addr().String()+"\n"), 0o644); err != nil {
+		l.Close()
+		return err
+	}
+	defer os.Remove(apiPath)
+	log.Info("fungi daemon: API listening", "addr", "http://"+l.Addr().String(), "repo", path)
+	if o.Ready != nil {
+		o.Ready(l.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	log.Info("fungi daemon: stopped")
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	if cerr := repo.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// APIAddr returns the address of the daemon running on the repo at path, or
+// "" when there is none (no api file, or nothing answers there: a stale
+// file from a crash).
+func APIAddr(path string) string {
+	b, err := os.ReadFile(filepath.Join(path, apiFile))
+	if err != nil {
+		return ""
+	}
+	addr := strings.TrimSpace(string(b))
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return ""
+	}
+	c.Close()
+	return addr
+}
