@@ -7,7 +7,9 @@ FUZZTIME  ?= 10s
 # package:target pairs run for FUZZTIME each by `make test` (and `make fuzz`)
 FUZZ      := ./store/resp:FuzzReadCommand ./store/resp:FuzzReadReply ./store/zdb:FuzzDecodeRecord ./store/zdb:FuzzDecodeCheckpoint ./fungi:FuzzManifest ./fungi:FuzzParseFragmentHeader ./fungi:FuzzDecode ./fungi:FuzzCodecRoundTrip
 
-.PHONY: help build test test-short fuzz bench check deps run clean
+TESTNET   ?= testnet-data
+
+.PHONY: help build test test-short fuzz bench check deps run testnet testnet-down clean
 
 help:
 	@echo "make build   build $(BIN)"
@@ -15,12 +17,20 @@ help:
 	@echo "make test    install test deps, run every test (race detector) and the fuzz targets briefly"
 	@echo "make bench   run the benchmarks and write docs/benchmarks.md"
 	@echo "make check   gofmt, go vet, go mod tidy diff"
+	@echo "make testnet start a 5-node local testnet in $(TESTNET)/ (make testnet-down stops it)"
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/fungi
 
 run: build
 	./$(BIN) zdb
+
+testnet: build
+	./$(BIN) testnet up -n 5 --dir $(TESTNET)
+	./$(BIN) testnet status --dir $(TESTNET)
+
+testnet-down:
+	./$(BIN) testnet down --dir $(TESTNET)
 
 deps:
 	@scripts/deps.sh

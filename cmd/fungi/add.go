@@ -42,7 +42,7 @@ func runAdd(args []string) error {
 		return usagef("--profile: %v", err)
 	}
 	if *coding != "" {
-		if err := node.CheckCoding(*coding); err != nil {
+		if err := checkCoding(*coding); err != nil {
 			return usagef("--ec: %v", err)
 		}
 	}
@@ -66,3 +66,5 @@ func runAdd(args []string) error {
 	}
 	return nil
 }
+
+func checkCoding(s string) error { return node.CheckCoding(s) }
