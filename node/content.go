@@ -16,6 +16,7 @@ import (
 
 	"github.com/fungistor/fungistor/fungi"
 	"github.com/fungistor/fungistor/store"
+	"github.com/fungistor/fungistor/store/zdb"
 )
 
 // kvFragments adapts a ZDB namespace (embedded or remote) to the fragment
@@ -50,11 +51,26 @@ func (s kvFragments) DeleteFragment(ctx context.Context, key []byte) error {
 	return err
 }
 
+// zdbFragments is the embedded ZDB as a fragment store. Puts are buffered
+// by the engine and written out in 1 MiB batches, not one write per
+// fragment; the add syncs the namespace before it commits the manifest.
+type zdbFragments struct {
+	kvFragments
+	ns *zdb.Namespace
+}
+
+func (s zdbFragments) PutFragment(_ context.Context, key, data []byte) error {
+	_, _, _, err := s.ns.Write(key, data)
+	return err
+}
+
 // placement is where the repo's fragments live: all n on the local ZDB
 // until the node joins a cluster.
 func (r *Repo) placement() fungi.Spread {
-	return fungi.Spread{Pool: []fungi.Target{{ID: "local", Store: kvFragments{r.frags}}}}
+	return fungi.Spread{Pool: []fungi.Target{{ID: "local", Store: r.local()}}}
 }
+
+func (r *Repo) local() fungi.FragmentStore { return zdbFragments{kvFragments{r.frags}, r.frags} }
 
 // AddOptions configure Repo.Add.
 type AddOptions struct {
@@ -240,7 +256,7 @@ func (r *Repo) object(ctx context.Context, c cid.Cid) (ipld.Node, ipld.DAGServic
 	}
 	place := r.placement()
 	if len(m.Pool) > 0 {
-		local := kvFragments{r.frags}
+		local := r.local()
 		place = fungi.SpreadOf(m, func(p fungi.PoolMember) fungi.FragmentStore {
 			if p.ID == "local" {
 				return local

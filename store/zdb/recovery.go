@@ -151,6 +151,7 @@ func (ns *Namespace) openFiles(ids []uint32) error {
 		ns.dataSize += size
 		if i == len(ids)-1 {
 			ns.curSize = size
+			f.Truncate(size) // frees blocks a crash left reserved past the end
 		}
 	}
 	return nil
@@ -519,6 +520,9 @@ func (ns *Namespace) close(ckpt bool) error {
 	if !ns.closed && !ckpt {
 		ns.flushLocked()
 	}
+	if !ns.closed {
+		ns.releaseReserveLocked()
+	}
 	ns.closed = true
 	ns.gone.Store(true)
 	ns.closeFiles()
@@ -563,7 +567,7 @@ func (ns *Namespace) Reset() error {
 	}
 	ns.files, ns.firstID = []*os.File{f}, 0
 	ns.curSize, ns.dataSize, ns.wbufOff, ns.wbuf = fileHeaderSize, fileHeaderSize, fileHeaderSize, ns.wbuf[:0]
-	ns.failed = nil
+	ns.failed, ns.reserved = nil, 0
 	if ns.seq != nil {
 		if err := ns.seq.reset(); err != nil {
 			return err
