@@ -225,3 +225,31 @@ func (d *decoder) bytes() []byte {
 	d.b = d.b[n:]
 	return v
 }
+
+// LeafCIDs returns the object's leaves in content order (a leaf that
+// occurs twice is listed twice).
+func (m *Manifest) LeafCIDs() ([]cid.Cid, error) {
+	var out []cid.Cid
+	var walk func(c cid.Cid) error
+	walk = func(c cid.Cid) error {
+		blk, ok := m.Nodes[c]
+		if !ok {
+			if c.Prefix().Codec != cid.Raw {
+				return fmt.Errorf("%w: node %s missing", ErrBadManifest, c)
+			}
+			out = append(out, c)
+			return nil
+		}
+		nd, err := decodeNode(blk)
+		if err != nil {
+			return err
+		}
+		for _, l := range nd.Links() {
+			if err := walk(l.Cid); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return out, walk(m.Root)
+}

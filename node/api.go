@@ -54,6 +54,7 @@ func newAPI(repo *Repo, log *slog.Logger) *api {
 	a.handle("GET /api/v0/cat", a.cat)
 	a.handle("GET /api/v0/ls", a.ls)
 	a.handle("GET /api/v0/get", a.get)
+	a.handle("GET /api/v0/stat", a.stat)
 	return a
 }
 
@@ -252,6 +253,19 @@ func (a *api) ls(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, ents)
+	return nil
+}
+
+func (a *api) stat(w http.ResponseWriter, r *http.Request) error {
+	c, err := cidParam(r)
+	if err != nil {
+		return err
+	}
+	st, err := a.repo.Stat(r.Context(), c, r.URL.Query().Get("verify") == "true")
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
 	return nil
 }
 

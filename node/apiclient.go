@@ -28,6 +28,7 @@ type Content interface {
 	CatRange(ctx context.Context, c cid.Cid, offset, length int64) (io.ReadCloser, int64, error)
 	Ls(ctx context.Context, c cid.Cid) ([]Entry, error)
 	Get(ctx context.Context, c cid.Cid, out string, progress func(int64)) error
+	Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error)
 	Close() error
 }
 
@@ -215,6 +216,20 @@ func (t trailerCheck) Read(p []byte) (int, error) {
 }
 
 func (t trailerCheck) Close() error { return t.resp.Body.Close() }
+
+// Stat reports how an object is stored.
+func (a *APIClient) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) {
+	resp, err := a.call(ctx, "GET", "stat", url.Values{"arg": {c.String()}, "verify": {strconv.FormatBool(verify)}}, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var st Stat
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("daemon: bad stat reply: %v", err)
+	}
+	return &st, nil
+}
 
 // Ls lists a directory.
 func (a *APIClient) Ls(ctx context.Context, c cid.Cid) ([]Entry, error) {

@@ -254,17 +254,7 @@ func (r *Repo) object(ctx context.Context, c cid.Cid) (ipld.Node, ipld.DAGServic
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	place := r.placement()
-	if len(m.Pool) > 0 {
-		local := r.local()
-		place = fungi.SpreadOf(m, func(p fungi.PoolMember) fungi.FragmentStore {
-			if p.ID == "local" {
-				return local
-			}
-			return nil
-		})
-	}
-	rd := fungi.NewReader(codec, m.Coding, place, 64<<20)
+	rd := fungi.NewReader(codec, m.Coding, r.readPlacement(m), 64<<20)
 	dag := rd.DAG(m)
 	nd, err := dag.Get(ctx, c)
 	if err != nil {

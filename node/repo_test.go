@@ -276,6 +276,13 @@ func TestRepoSurvivesFragmentLoss(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("cat after losing N-K fragments per block: %d bytes, %v", len(got), err)
 	}
+	st, err := r.Stat(ctx, root, true)
+	if err != nil || st.SpareFragments != 0 || len(st.Damaged) != len(nd) || st.Blocks != len(nd) {
+		t.Fatalf("stat after damage: %+v, %v", st, err)
+	}
+	if st, _ := r.Stat(ctx, root, false); st.SpareFragments != 2 { // corrupted ones are present, not valid
+		t.Fatalf("stat without verify: spare %d", st.SpareFragments)
+	}
 	// one more valid fragment of block 2 gone
 	codec, _ := fungi.NewCodec(r.secret, m.Coding)
 	for i := 0; i < m.Coding.N; i++ {

@@ -238,3 +238,54 @@ func baseName(p string) string {
 	}
 	return p
 }
+
+func runStat(args []string) error {
+	fs := newFlagSet("fungi stat")
+	api := apiFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	verify := fs.Bool("verify", false, "fetch and verify every fragment (default: ask whether it is there)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: fungi stat [--verify] [--json] CID\n\n"+
+			"Shows how an object is stored: size, coding, the holders of its fragments,\n"+
+			"how many fragments and nodes it can still lose, and unreachable holders.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	c, err := parseCIDArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	repo, err := connect(*api)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	st, err := repo.Stat(ctx, c, *verify)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(st)
+	}
+	fmt.Printf("%s\n  size %d bytes in %d blocks, coding %s\n", st.Root, st.Size, st.Blocks, st.Coding)
+	for _, h := range st.Holders {
+		fmt.Printf("  holder %-20s %d fragments", h.ID, h.Fragments)
+		if h.Missing > 0 {
+			fmt.Printf(", %d missing", h.Missing)
+		}
+		fmt.Println()
+	}
+	if st.SpareFragments < 0 {
+		fmt.Printf("  UNREADABLE: %d block(s) short of fragments\n", len(st.Damaged))
+	} else {
+		fmt.Printf("  can lose any %d more fragment(s) per block and %d holder(s)\n", st.SpareFragments, st.TolerableNodeLosses)
+	}
+	if len(st.Damaged) > 0 {
+		fmt.Printf("  %d block(s) below full redundancy (run fungi repair when it exists)\n", len(st.Damaged))
+	}
+	for _, u := range st.Unreachable {
+		fmt.Printf("  unreachable: %s\n", u)
+	}
+	return nil
+}

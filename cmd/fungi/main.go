@@ -28,6 +28,7 @@ func commands() []command {
 		{"cat", "write a file's bytes to stdout (--offset/--length for a range)", runCat},
 		{"get", "save a file or directory tree (-o PATH)", runGet},
 		{"ls", "list a directory", runLs},
+		{"stat", "show how content is stored and what it survives (--verify, --json)", runStat},
 		{"bench", "measure this machine: bench codec [--size] [--ec K/M] [--cores] [--json]", runBench},
 		{"zdb", "run a standalone 0-db compatible ZDB server (zdb check|compact: offline tools)", runZDB},
 		{"daemon", "run the node: embedded ZDB and the HTTP API (--api ADDR)", runDaemon},
