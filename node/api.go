@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fungistor/fungistor/fungi"
+	"github.com/fungistor/fungistor/p2p"
 )
 
 // The HTTP API, /api/v0/..., JSON in and out; errors are
@@ -31,6 +32,7 @@ import (
 // stream started is reported in the X-Stream-Error trailer.
 type api struct {
 	repo *Repo
+	host *p2p.Host
 	log  *slog.Logger
 	mux  *http.ServeMux
 	reg  *prometheus.Registry
@@ -55,6 +57,8 @@ func newAPI(repo *Repo, log *slog.Logger) *api {
 	a.handle("GET /api/v0/ls", a.ls)
 	a.handle("GET /api/v0/get", a.get)
 	a.handle("GET /api/v0/stat", a.stat)
+	a.handle("GET /api/v0/id", a.id)
+	a.handle("GET /api/v0/cluster/peers", a.peers)
 	return a
 }
 
@@ -253,6 +257,42 @@ func (a *api) ls(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, ents)
+	return nil
+}
+
+// ID is a node's identity on the network.
+type ID struct {
+	PeerID string   `json:"peer_id"`
+	Addrs  []string `json:"addrs"`
+}
+
+func (a *api) id(w http.ResponseWriter, _ *http.Request) error {
+	out := ID{PeerID: a.host.ID().String(), Addrs: []string{}}
+	for _, m := range a.host.Addrs() {
+		out.Addrs = append(out.Addrs, m.String())
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// Peer is one connected or known peer.
+type Peer struct {
+	PeerID    string   `json:"peer_id"`
+	Addrs     []string `json:"addrs"`
+	RTTMillis float64  `json:"rtt_ms"`
+	Connected bool     `json:"connected"`
+}
+
+func (a *api) peers(w http.ResponseWriter, _ *http.Request) error {
+	out := []Peer{}
+	for _, p := range a.host.Peers() {
+		pe := Peer{PeerID: p.ID.String(), RTTMillis: float64(p.RTT.Microseconds()) / 1000, Connected: p.Connected, Addrs: []string{}}
+		for _, m := range p.Addrs {
+			pe.Addrs = append(pe.Addrs, m.String())
+		}
+		out = append(out, pe)
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/fungistor/fungistor/p2p"
 )
 
 // apiFile holds the running daemon's API address, as Kubo's `api` file
@@ -39,12 +41,25 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 		return err
 	}
 	defer repo.Close()
+	priv, err := p2p.LoadOrCreateIdentity(filepath.Join(path, identityFile))
+	if err != nil {
+		return err
+	}
+	pc := repo.Config.p2pConfig()
+	pc.Logger = log
+	host, err := p2p.New(ctx, pc, priv)
+	if err != nil {
+		return err
+	}
+	defer host.Close()
+	log.Info("fungi daemon: p2p", "peer", host.ID().String(), "addrs", fmt.Sprint(host.Addrs()))
 	addr := or(o.API, repo.Config.API)
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("API listen on %s: %w", addr, err)
 	}
 	api := newAPI(repo, log)
+	api.host = host
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	apiPath := filepath.Join(path, apiFile)
 	if err := os.WriteFile(apiPath, []byte(l.Addr().String()+"\n"), 0o644); err != nil {

@@ -13,7 +13,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/fungistor/fungistor/fungi"
+	"github.com/fungistor/fungistor/p2p"
 	"github.com/fungistor/fungistor/store/zdb"
 )
 
@@ -34,6 +37,16 @@ type Config struct {
 	// API is the daemon's HTTP API address (host:port). Keep it on
 	// localhost: its write endpoints are not authenticated.
 	API string `json:"api"`
+	// P2P configures the libp2p host.
+	P2P P2PConfig `json:"p2p"`
+}
+
+// P2PConfig is the libp2p part of the config.
+type P2PConfig struct {
+	// Listen are multiaddrs to listen on (TCP and QUIC).
+	Listen []string `json:"listen"`
+	// Bootstrap are multiaddrs (with /p2p/ID) of cluster peers to join.
+	Bootstrap []string `json:"bootstrap"`
 }
 
 // ZDBDirs are the embedded ZDB's directories.
@@ -49,6 +62,7 @@ func DefaultConfig() Config {
 		Coding:  fungi.DefaultCoding().String(),
 		ZDB:     ZDBDirs{Data: "zdb/data", Index: "zdb/index"},
 		API:     "127.0.0.1:5980",
+		P2P:     P2PConfig{Listen: append([]string(nil), p2p.DefaultListenAddrs...)},
 	}
 }
 
@@ -66,12 +80,24 @@ func (c Config) Validate() error {
 	if _, port, err := net.SplitHostPort(c.API); err != nil || port == "" {
 		return fmt.Errorf("config: api %q: want host:port", c.API)
 	}
+	if err := c.p2pConfig().Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	return nil
 }
 
+// p2pConfig is the p2p package's config from the repo's.
+func (c Config) p2pConfig() p2p.Config {
+	pc := p2p.DefaultConfig()
+	pc.ListenAddrs = c.P2P.Listen
+	pc.Bootstrap = c.P2P.Bootstrap
+	return pc
+}
+
 const (
-	configFile = "config.json"
-	secretFile = "secret"
+	identityFile = "identity"
+	configFile   = "config.json"
+	secretFile   = "secret"
 	// namespaces of the embedded ZDB
 	fragmentNS = "fragments"
 	metaNS     = "meta"
@@ -117,6 +143,9 @@ func Init(path string, o InitOptions) error {
 	}
 	b, _ := json.MarshalIndent(o.Config, "", "  ")
 	if err := os.WriteFile(filepath.Join(path, secretFile), []byte(hex.EncodeToString(secret)+"\n"), 0o600); err != nil {
+		return err
+	}
+	if _, err := p2p.LoadOrCreateIdentity(filepath.Join(path, identityFile)); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(path, configFile), append(b, '\n'), 0o644); err != nil {
@@ -208,6 +237,19 @@ func OpenRepo(path string, log *slog.Logger) (*Repo, error) {
 		*ns.dst = n
 	}
 	return r, nil
+}
+
+// PeerID returns the repo's libp2p peer ID.
+func PeerID(path string) (string, error) {
+	priv, err := p2p.LoadOrCreateIdentity(filepath.Join(path, identityFile))
+	if err != nil {
+		return "", err
+	}
+	id, err := peer.IDFromPrivateKey(priv)
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
 }
 
 // Close flushes and closes the embedded ZDB.

@@ -113,13 +113,20 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	}
 	st := &State{Bin: o.Bin}
 	secret := ""
+	var bootstrap []string
 	for i := 1; i <= o.N; i++ {
 		port, err := freePort()
 		if err != nil {
 			return nil, err
 		}
+		p2pPort, err := freePort()
+		if err != nil {
+			return nil, err
+		}
 		cfg := node.DefaultConfig()
 		cfg.API = "127.0.0.1:" + strconv.Itoa(port)
+		cfg.P2P.Listen = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p2pPort), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", p2pPort)}
+		cfg.P2P.Bootstrap = bootstrap
 		if o.Coding != "" {
 			cfg.Coding = o.Coding
 		}
@@ -131,12 +138,18 @@ func Up(ctx context.Context, o Options) (*State, error) {
 			return nil, fmt.Errorf("node %d: %w", i, err)
 		}
 		if secret == "" {
-			// every node of the testnet shares the first node's cluster secret
+			// every node of the testnet shares the first node's cluster
+			// secret and bootstraps from it
 			b, err := os.ReadFile(filepath.Join(path, "secret"))
 			if err != nil {
 				return nil, err
 			}
 			secret = string(b)
+			id, err := node.PeerID(path)
+			if err != nil {
+				return nil, err
+			}
+			bootstrap = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p2pPort, id)}
 		}
 		st.Nodes = append(st.Nodes, Node{Index: i, Path: path, API: cfg.API})
 	}

@@ -28,6 +28,8 @@ func runInit(args []string) error {
 	profile := fs.String("profile", "", "UnixFS profile (default unixfs-v1-2025)")
 	coding := fs.String("ec", "", "erasure coding K/M (default 16/4: any 16 of 20 fragments rebuild a block)")
 	secret := fs.String("secret", "", "cluster secret, hex (default: a new random one)")
+	listen := fs.String("listen", "", "p2p listen multiaddrs, comma-separated (default TCP and QUIC on port 4001)")
+	bootstrap := fs.String("bootstrap", "", "multiaddrs (with /p2p/ID) of cluster peers, comma-separated")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: fungi init [--profile P] [--ec K/M] [--secret HEX]\n\n"+
 			"Creates the repo in $FUNGI_PATH (default ~/.fungi): config.json, the cluster\n"+
@@ -43,6 +45,12 @@ func runInit(args []string) error {
 	}
 	if *coding != "" {
 		cfg.Coding = *coding
+	}
+	if *listen != "" {
+		cfg.P2P.Listen = splitList(*listen)
+	}
+	if *bootstrap != "" {
+		cfg.P2P.Bootstrap = splitList(*bootstrap)
 	}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
@@ -288,4 +296,14 @@ func runStat(args []string) error {
 		fmt.Printf("  unreachable: %s\n", u)
 	}
 	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

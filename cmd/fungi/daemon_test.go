@@ -28,7 +28,7 @@ func TestDaemon(t *testing.T) {
 		}
 		return out.String(), nil
 	}
-	if out, err := run("init"); err != nil {
+	if out, err := run("init", "--listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1"); err != nil {
 		t.Fatalf("init: %v %s", err, out)
 	}
 	d := exec.Command(fungiBin, "daemon", "--api", "127.0.0.1:0")
