@@ -306,3 +306,42 @@ func (a *APIClient) Get(ctx context.Context, c cid.Cid, out string, progress fun
 		}
 	}
 }
+
+// ErrNoDaemon: a command that needs the running node found none.
+var ErrNoDaemon = errors.New("no daemon is running on this repo (start `fungi daemon`)")
+
+// Daemon returns the API client of the daemon on the repo at path (or at
+// api), or ErrNoDaemon.
+func Daemon(path, api string) (*APIClient, error) {
+	if api == "" {
+		api = APIAddr(path)
+	}
+	if api == "" {
+		return nil, ErrNoDaemon
+	}
+	return NewAPIClient(api), nil
+}
+
+func (a *APIClient) getJSON(ctx context.Context, path string, out any) error {
+	resp, err := a.call(ctx, "GET", path, nil, nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("daemon: bad %s reply: %v", path, err)
+	}
+	return nil
+}
+
+// ID returns the daemon's peer ID and addresses.
+func (a *APIClient) ID(ctx context.Context) (*ID, error) {
+	var id ID
+	return &id, a.getJSON(ctx, "id", &id)
+}
+
+// Peers lists the daemon's peers with their RTTs.
+func (a *APIClient) Peers(ctx context.Context) ([]Peer, error) {
+	var ps []Peer
+	return ps, a.getJSON(ctx, "cluster/peers", &ps)
+}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fungi testnet: up, status, kill and restart one node, down; every node
@@ -44,6 +45,31 @@ func TestTestnetLifecycle(t *testing.T) {
 		if n["alive"] != true || n["api"] == "" || n["index"] == nil {
 			t.Fatalf("node not alive: %v", n)
 		}
+	}
+	// the nodes find each other through the DHT (bootstrapped from node 1)
+	var peers []map[string]any
+	for i := 0; i < 100; i++ {
+		cmd := exec.Command(fungiBin, "cluster", "peers", "--json")
+		cmd.Env = append(os.Environ(), "FUNGI_PATH="+filepath.Join(dir, "node3"))
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("cluster peers: %v", err)
+		}
+		peers = nil
+		json.Unmarshal(out, &peers)
+		connected := 0
+		for _, p := range peers {
+			if p["connected"] == true {
+				connected++
+			}
+		}
+		if connected >= 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(peers) < 2 {
+		t.Fatalf("node 3 sees peers %v", peers)
 	}
 	if out, err := run("stop", "--dir", dir, "--kill", "2"); err != nil {
 		t.Fatalf("stop: %v %s", err, out)
