@@ -1,7 +1,124 @@
 // Package consensus keeps FungiStor's replicated metadata: a hashicorp/raft
-// group over libp2p streams whose state machine holds pool membership,
-// manifests, pins and the shared file tree, with leader forwarding.
+// group whose RPCs travel over libp2p streams, a state machine (FSM) holding
+// pool membership, object manifests, pins and the shared file tree, write
+// forwarding from any node to the leader, admission of new members by the
+// cluster secret, and the leader's policy for who votes.
 //
-// consensus never imports store or p2p; node joins them. It arrives with the
-// cluster issue.
+// consensus imports no other package of this module but fungi; node wires
+// it to the libp2p host (p2p) and the stores (store).
+//
+// # State
+//
+// The FSM is the single owner of the replicated state. It changes only by
+// applying committed log entries, deterministically (no clock, no
+// randomness: a member's Joined time travels in the command), so every
+// replica holds the same state at the same index. Read accessors (Manifest,
+// Members, Tree, Pins, Stats, ...) take a read lock and are safe from any
+// goroutine.
+//
+// A log entry holds one or more Commands in a compact, versioned binary
+// encoding (see command.go; decodeEntry has a fuzz target). Each command
+// has its own Result. Every Op is total (removing what is absent, or
+// updating an unknown member, does nothing), so a Batch command, validated
+// as a whole first, is applied atomically: readers see all of it or none.
+//
+// Commands carry a RequestID. The FSM remembers the last DedupWindow
+// (524,288) applied ids, in the snapshot too, so a write retried after a
+// leader change is applied once: the retry gets the first Result with
+// Duplicate set.
+//
+// # Snapshots
+//
+// Snapshot freezes the big maps in O(1): they become read-only for the
+// snapshot and later writes go to small overlays that readers consult
+// first, folded back in when raft releases the snapshot. Persist streams
+// the frozen maps in a binary format with a checksummed header (a corrupt
+// count is caught before it sizes a map) and a CRC-32C trailer; Restore
+// builds the new state aside and swaps it in only if everything checks
+// out. Measured on this 2-core machine (TestSnapshotMillion,
+// BenchmarkSnapshot10M; 64-byte manifests, 59-byte CIDs): 1M manifests
+// persist in ~0.13 s and restore in ~0.5-0.8 s, 132 bytes per entry.
+//
+// # Writes
+//
+// Node.Apply works on every node. Concurrent calls are grouped into one log
+// entry per round (up to Config.MaxBatch commands; four rounds in flight).
+// On the leader the entry goes to raft.Apply; elsewhere it is forwarded over
+// ForwardProtocol ("/fungi/raft-forward/1.0.0": uvarint length + entry;
+// reply: status, then one result per command, or the leader's id, or a
+// refusal). A write that meets a leader change (no leader yet, leader died
+// mid-request, the receiver is no longer leader) is retried with backoff,
+// up to the context's deadline (ApplyTimeout by default) and 30 attempts.
+// The caller gets a committed Result, or an error: ErrInvalidCommand
+// (nothing proposed) or an *ApplyError carrying the last leader tried, the
+// cause, and whether the write may still commit (Unknown; retrying the
+// same Command is then safe thanks to its RequestID). Apply returns after
+// the write is applied on the leader and, within the context, on the
+// calling node, so a node reads its own writes.
+//
+// # Access control
+//
+// Only members (peer ids in the FSM) may write: the leader checks the
+// remote peer of every forward stream. Raft's own streams
+// (RaftProtocol, "/fungi/raft/1.0.0") are accepted only from members,
+// servers of the raft configuration, and peers this node is joining
+// through; anything else is reset before raft reads a byte, so a stranger
+// cannot send an AppendEntries with a higher term. (This is why the stream
+// layer is ours rather than go-libp2p-raft's, which accepts every peer.)
+//
+// A new peer joins with JoinProtocol ("/fungi/join/1.0.0"): it sends its
+// addresses, the member it contacts answers with a fresh 32-byte nonce, the
+// joiner returns JoinSecretProof(secret, nonce, its peer id) =
+// HMAC-SHA256(secret, "fungi join" || peer id || nonce), and the member
+// checks it with Config.Authorize (implemented by node with the cluster
+// secret). An admitted peer is committed as a Member; the leader's policy
+// then adds it to raft as a non-voter.
+//
+// # Voters: the leader's policy
+//
+// A small voter set (Config.Voters: 3 by default, or 5) and any number of
+// non-voters, which replicate the log so every node has the metadata
+// locally. The leader runs this policy every PolicyInterval and on every
+// membership change, after a Barrier once per term (so it acts on an FSM
+// that reflects every committed change):
+//
+//  1. it admits itself as a member when it is not one (the first leader);
+//  2. a raft server that is no longer a member is removed from raft
+//     (Remove commits RemoveMember from any node; the leader does the rest);
+//  3. a member missing from raft is added as a non-voter;
+//  4. a voter the leader has not heard from for DeadVoterGrace (30 s; time
+//     is counted from when this leader took over, if it never heard from
+//     it) is demoted to non-voter, but only when a healthy non-voter can
+//     take its place: demoting without a replacement would not make the
+//     group more available. The demoted node stays a member and replicates
+//     again when it returns;
+//  5. while there are fewer than Voters voters, healthy non-voters (heard
+//     from within two heartbeat timeouts) are promoted, preferring a
+//     failure domain (Member.Domain) no live voter covers, then the oldest
+//     member;
+//  6. each member's suffrage is recorded in the FSM (Member.Voter), so any
+//     replica can show it.
+//
+// A healthy voter is never demoted, so voters added by hand beyond Voters
+// stay. Demote-then-promote needs only the surviving voters' agreement.
+//
+// # Timing
+//
+// Defaults (HeartbeatTimeout = ElectionTimeout = 500 ms, leader lease 250
+// ms) elect a new leader about 1-2 s after the leader dies on a LAN
+// (BenchmarkElection); Close hands leadership over first, so a clean
+// shutdown costs one round trip instead of an election.
+//
+// # Usage
+//
+//	cfg := consensus.DefaultConfig()
+//	cfg.Dir = filepath.Join(repo, "raft")
+//	cfg.Authorize = func(p peer.ID, nonce, proof []byte) bool {
+//		return hmac.Equal(proof, consensus.JoinSecretProof(secret, nonce, p.String()))
+//	}
+//	n, err := consensus.New(cfg, host)
+//	// first node:  n.Bootstrap()
+//	// the others:  n.Join(ctx, seedAddrInfo, secret)
+//	res, err := n.Apply(ctx, consensus.PutManifest(root.String(), size, manifestBytes))
+//	m, ok := n.FSM().Manifest(root.String())
 package consensus

@@ -1,0 +1,540 @@
+package consensus
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"time"
+)
+
+// Op names what a Command does to the replicated state.
+type Op uint8
+
+// The operations. The numbers are part of the log format: never renumber.
+const (
+	opInvalid        Op = iota
+	OpPutMember         // admit or update a member (Key = peer id, Member)
+	OpRemoveMember      // drop a member (Key)
+	OpSetUsage          // set a member's Capacity and Used (Key, Member.Capacity, Member.Used)
+	OpAddUsage          // add Delta to a member's Used, clamped at 0 (Key, Delta)
+	OpSetVoter          // record a member's raft suffrage (Key, Member.Voter)
+	OpPutManifest       // store an object manifest (Key = root CID, Size, Data)
+	OpDeleteManifest    // drop a manifest (Key)
+	OpPin               // pin a CID (Key)
+	OpUnpin             // unpin a CID (Key)
+	OpLink              // bind a path of the shared tree to a CID (Key = path, Target)
+	OpUnlink            // drop a path (Key)
+	OpBatch             // apply Batch atomically: all of it or none of it
+	opCount
+)
+
+var opNames = [...]string{
+	opInvalid: "invalid", OpPutMember: "put-member", OpRemoveMember: "remove-member",
+	OpSetUsage: "set-usage", OpAddUsage: "add-usage", OpSetVoter: "set-voter",
+	OpPutManifest: "put-manifest", OpDeleteManifest: "delete-manifest",
+	OpPin: "pin", OpUnpin: "unpin", OpLink: "link", OpUnlink: "unlink", OpBatch: "batch",
+}
+
+func (o Op) String() string {
+	if int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Limits on what one command may carry. They bound the decoder too.
+const (
+	MaxKeyLen       = 4 << 10  // a peer id, CID or tree path
+	MaxManifestSize = 64 << 20 // one manifest's bytes
+	MaxBatchLen     = 1 << 16  // commands in one Batch
+	MaxAddrs        = 64       // addresses of one member
+	// MaxEntrySize bounds one encoded log entry (and one forwarded request).
+	MaxEntrySize = MaxManifestSize + 1<<20
+)
+
+// RequestID names one client write. The FSM remembers the ids of the last
+// DedupWindow writes it applied, so a write retried with the same id (after
+// a leader change, say) is applied once and the retry gets the first
+// application's Result with Duplicate set. The zero id disables this.
+type RequestID [16]byte
+
+// NewRequestID returns a random RequestID.
+func NewRequestID() RequestID {
+	var id RequestID
+	rand.Read(id[:]) // never fails (crypto/rand panics instead)
+	return id
+}
+
+// IsZero reports whether id is the zero RequestID.
+func (id RequestID) IsZero() bool { return id == RequestID{} }
+
+func (id RequestID) String() string { return hex.EncodeToString(id[:]) }
+
+// Command is one change to the replicated state. Build it with the
+// constructors (PutManifest, Link, Batch, ...); which fields an Op reads is
+// listed with the Op. Apply gives a Command without a RequestID a fresh one.
+//
+// Every Op is total: it cannot fail against any state (removing what is not
+// there, or updating the usage of an unknown member, does nothing), so a
+// Batch is atomic by construction once Validate passed.
+type Command struct {
+	Op        Op
+	RequestID RequestID
+	Key       string    // peer id, manifest root, pinned CID or tree path
+	Target    string    // OpLink: the CID the path names
+	Size      uint64    // OpPutManifest: the object's size in bytes
+	Data      []byte    // OpPutManifest: the manifest, opaque here
+	Delta     int64     // OpAddUsage
+	Member    Member    // OpPutMember, OpSetUsage (Capacity, Used), OpSetVoter (Voter)
+	Batch     []Command // OpBatch: applied all together; their RequestIDs are ignored
+}
+
+// PutMember admits m (or updates its addresses, capacity, usage and
+// domain). An existing member keeps its Joined time and Voter flag.
+func PutMember(m Member) Command { return Command{Op: OpPutMember, Key: m.ID, Member: m} }
+
+// RemoveMember drops a member; the leader then removes it from raft.
+func RemoveMember(id string) Command { return Command{Op: OpRemoveMember, Key: id} }
+
+// SetUsage records a member's ZDB capacity and usage.
+func SetUsage(id string, capacity, used uint64) Command {
+	return Command{Op: OpSetUsage, Key: id, Member: Member{Capacity: capacity, Used: used}}
+}
+
+// AddUsage adds delta (negative frees) to a member's usage, clamped at 0.
+// It is not idempotent: a retry is only safe with the same RequestID.
+func AddUsage(id string, delta int64) Command { return Command{Op: OpAddUsage, Key: id, Delta: delta} }
+
+// SetVoter records whether a member is a raft voter (the leader's policy
+// keeps this in step with the raft configuration).
+func SetVoter(id string, voter bool) Command {
+	return Command{Op: OpSetVoter, Key: id, Member: Member{Voter: voter}}
+}
+
+// PutManifest stores the manifest of the object with this root CID.
+func PutManifest(root string, size uint64, data []byte) Command {
+	return Command{Op: OpPutManifest, Key: root, Size: size, Data: data}
+}
+
+// DeleteManifest drops the manifest of root.
+func DeleteManifest(root string) Command { return Command{Op: OpDeleteManifest, Key: root} }
+
+// Pin pins a CID.
+func Pin(cid string) Command { return Command{Op: OpPin, Key: cid} }
+
+// Unpin unpins a CID.
+func Unpin(cid string) Command { return Command{Op: OpUnpin, Key: cid} }
+
+// Link binds a path of the shared file tree (absolute and clean, "/a/b")
+// to a CID, replacing what it named before.
+func Link(p, cid string) Command { return Command{Op: OpLink, Key: p, Target: cid} }
+
+// Unlink drops a path of the shared file tree.
+func Unlink(p string) Command { return Command{Op: OpUnlink, Key: p} }
+
+// Batch groups commands that are applied atomically, as one write with one
+// RequestID: readers see all of them or none.
+func Batch(cmds ...Command) Command { return Command{Op: OpBatch, Batch: cmds} }
+
+// ErrInvalidCommand is wrapped by every error about a malformed command.
+// Such a write is refused before anything is proposed, and retrying it
+// cannot help.
+var ErrInvalidCommand = errors.New("invalid command")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidCommand, fmt.Sprintf(format, args...))
+}
+
+// Validate checks c without looking at any state. The FSM runs the same
+// checks on every replica, so an invalid command is refused the same way
+// everywhere.
+func (c *Command) Validate() error { return c.validate(0) }
+
+func (c *Command) validate(depth int) error {
+	if c.Op == OpBatch {
+		if depth > 0 {
+			return invalid("nested batch")
+		}
+		if len(c.Batch) == 0 || len(c.Batch) > MaxBatchLen {
+			return invalid("batch of %d commands (1..%d)", len(c.Batch), MaxBatchLen)
+		}
+		for i := range c.Batch {
+			if err := c.Batch[i].validate(depth + 1); err != nil {
+				return fmt.Errorf("batch command %d: %w", i, err)
+			}
+		}
+		return nil
+	}
+	if c.Op == opInvalid || c.Op >= opCount {
+		return invalid("unknown op %d", uint8(c.Op))
+	}
+	if c.Key == "" || len(c.Key) > MaxKeyLen {
+		return invalid("%s: key of %d bytes (1..%d)", c.Op, len(c.Key), MaxKeyLen)
+	}
+	switch c.Op {
+	case OpPutMember:
+		if c.Member.ID != "" && c.Member.ID != c.Key {
+			return invalid("member %s: key names %s", c.Member.ID, c.Key)
+		}
+		if len(c.Member.Addrs) > MaxAddrs {
+			return invalid("member %s: %d addresses (max %d)", c.Key, len(c.Member.Addrs), MaxAddrs)
+		}
+		for _, a := range c.Member.Addrs {
+			if len(a) > MaxKeyLen {
+				return invalid("member %s: address of %d bytes", c.Key, len(a))
+			}
+		}
+		if len(c.Member.Domain) > MaxKeyLen {
+			return invalid("member %s: domain of %d bytes", c.Key, len(c.Member.Domain))
+		}
+	case OpPutManifest:
+		if len(c.Data) > MaxManifestSize {
+			return invalid("manifest %s: %d bytes (max %d)", c.Key, len(c.Data), MaxManifestSize)
+		}
+	case OpLink, OpUnlink:
+		if c.Key[0] != '/' || path.Clean(c.Key) != c.Key {
+			return invalid("%s: path %q is not absolute and clean", c.Op, c.Key)
+		}
+		if c.Op == OpLink && (c.Target == "" || len(c.Target) > MaxKeyLen) {
+			return invalid("link %s: target of %d bytes (1..%d)", c.Key, len(c.Target), MaxKeyLen)
+		}
+	}
+	return nil
+}
+
+// The log entry format (version 1), all integers little-endian varints:
+//
+//	entry   = version:u8 count:uvarint command*count
+//	command = op:u8 flags:u8 [request-id:16 if flags&1] body
+//	body    = by op: key:str, then
+//	          put-member: addrs:uvarint str* capacity:uvarint used:uvarint
+//	                      domain:str voter:u8 joined:varint(unix ns)
+//	          set-usage:  capacity:uvarint used:uvarint
+//	          add-usage:  delta:varint
+//	          set-voter:  voter:u8
+//	          put-manifest: size:uvarint data:str
+//	          link:       target:str
+//	          batch (no key): count:uvarint command*count
+//	str     = len:uvarint bytes
+//
+// One entry carries one or more independent commands (the leader batches
+// concurrent writes into one entry); each gets its own Result.
+const entryVersion = 1
+
+const flagRequestID = 1
+
+// MarshalBinary encodes c as a one-command log entry.
+func (c Command) MarshalBinary() ([]byte, error) {
+	return encodeEntry([]Command{c})
+}
+
+// UnmarshalBinary decodes a one-command log entry.
+func (c *Command) UnmarshalBinary(b []byte) error {
+	cmds, err := decodeEntry(b)
+	if err != nil {
+		return err
+	}
+	if len(cmds) != 1 {
+		return fmt.Errorf("consensus: entry holds %d commands, want 1", len(cmds))
+	}
+	*c = cmds[0]
+	return nil
+}
+
+func encodeEntry(cmds []Command) ([]byte, error) {
+	n := 2 + binary.MaxVarintLen64
+	for i := range cmds {
+		n += cmds[i].encodedSize()
+	}
+	b := make([]byte, 0, n)
+	b = append(b, entryVersion)
+	b = binary.AppendUvarint(b, uint64(len(cmds)))
+	for i := range cmds {
+		b = cmds[i].append(b)
+	}
+	if len(b) > MaxEntrySize {
+		return nil, invalid("entry of %d bytes (max %d)", len(b), MaxEntrySize)
+	}
+	return b, nil
+}
+
+func (c *Command) encodedSize() int {
+	n := 2 + 16 + 3*binary.MaxVarintLen64 + len(c.Key) + len(c.Target) + len(c.Data) + len(c.Member.Domain) + 32
+	for _, a := range c.Member.Addrs {
+		n += len(a) + binary.MaxVarintLen64
+	}
+	for i := range c.Batch {
+		n += c.Batch[i].encodedSize()
+	}
+	return n
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func (c *Command) append(b []byte) []byte {
+	var flags byte
+	if !c.RequestID.IsZero() {
+		flags |= flagRequestID
+	}
+	b = append(b, byte(c.Op), flags)
+	if flags&flagRequestID != 0 {
+		b = append(b, c.RequestID[:]...)
+	}
+	if c.Op == OpBatch {
+		b = binary.AppendUvarint(b, uint64(len(c.Batch)))
+		for i := range c.Batch {
+			sub := c.Batch[i]
+			sub.RequestID = RequestID{}
+			b = sub.append(b)
+		}
+		return b
+	}
+	b = appendStr(b, c.Key)
+	switch c.Op {
+	case OpPutMember:
+		m := &c.Member
+		b = binary.AppendUvarint(b, uint64(len(m.Addrs)))
+		for _, a := range m.Addrs {
+			b = appendStr(b, a)
+		}
+		b = binary.AppendUvarint(b, m.Capacity)
+		b = binary.AppendUvarint(b, m.Used)
+		b = appendStr(b, m.Domain)
+		b = appendBool(b, m.Voter)
+		var joined int64
+		if !m.Joined.IsZero() {
+			joined = m.Joined.UnixNano()
+		}
+		b = binary.AppendVarint(b, joined)
+	case OpSetUsage:
+		b = binary.AppendUvarint(b, c.Member.Capacity)
+		b = binary.AppendUvarint(b, c.Member.Used)
+	case OpAddUsage:
+		b = binary.AppendVarint(b, c.Delta)
+	case OpSetVoter:
+		b = appendBool(b, c.Member.Voter)
+	case OpPutManifest:
+		b = binary.AppendUvarint(b, c.Size)
+		b = binary.AppendUvarint(b, uint64(len(c.Data)))
+		b = append(b, c.Data...)
+	case OpLink:
+		b = appendStr(b, c.Target)
+	}
+	return b
+}
+
+// ErrCorrupt is wrapped by every decoding error (log entries, forwarded
+// requests, snapshots).
+var ErrCorrupt = errors.New("corrupt encoding")
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+	}
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 1 {
+		d.fail("truncated")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a count of items that take at least one byte each, so a
+// corrupt count can never make the decoder allocate more than its input.
+func (d *decoder) count(max int) int {
+	v := d.uvarint()
+	if d.err != nil {
+		return 0
+	}
+	if v > uint64(max) || v > uint64(len(d.b)) {
+		d.fail("count %d out of range", v)
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) bytes(max int) []byte {
+	v := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if v > uint64(max) || v > uint64(len(d.b)) {
+		d.fail("length %d out of range", v)
+		return nil
+	}
+	out := d.b[:v:v]
+	d.b = d.b[v:]
+	return out
+}
+
+func (d *decoder) str(max int) string { return string(d.bytes(max)) }
+
+func (d *decoder) bool() bool {
+	switch d.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail("bad bool")
+	return false
+}
+
+func decodeEntry(b []byte) ([]Command, error) {
+	if len(b) > MaxEntrySize {
+		return nil, fmt.Errorf("%w: entry of %d bytes", ErrCorrupt, len(b))
+	}
+	d := &decoder{b: b}
+	if v := d.byte(); d.err == nil && v != entryVersion {
+		return nil, fmt.Errorf("%w: entry version %d (this build reads %d)", ErrCorrupt, v, entryVersion)
+	}
+	n := d.count(len(b))
+	if d.err != nil {
+		return nil, d.err
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: empty entry", ErrCorrupt)
+	}
+	cmds := make([]Command, n)
+	for i := range cmds {
+		d.command(&cmds[i], 0)
+		if d.err != nil {
+			return nil, d.err
+		}
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.b))
+	}
+	return cmds, nil
+}
+
+func (d *decoder) command(c *Command, depth int) {
+	c.Op = Op(d.byte())
+	flags := d.byte()
+	if d.err != nil {
+		return
+	}
+	if flags&^flagRequestID != 0 {
+		d.fail("unknown flags %#x", flags)
+		return
+	}
+	if flags&flagRequestID != 0 {
+		if len(d.b) < 16 {
+			d.fail("truncated request id")
+			return
+		}
+		copy(c.RequestID[:], d.b)
+		d.b = d.b[16:]
+	}
+	if c.Op == OpBatch {
+		if depth > 0 {
+			d.fail("nested batch")
+			return
+		}
+		n := d.count(MaxBatchLen)
+		if d.err != nil {
+			return
+		}
+		c.Batch = make([]Command, n)
+		for i := range c.Batch {
+			d.command(&c.Batch[i], depth+1)
+			if d.err != nil {
+				return
+			}
+		}
+		return
+	}
+	if c.Op == opInvalid || c.Op >= opCount {
+		d.fail("unknown op %d", uint8(c.Op))
+		return
+	}
+	c.Key = d.str(MaxKeyLen)
+	switch c.Op {
+	case OpPutMember:
+		m := &c.Member
+		m.ID = c.Key
+		if n := d.count(MaxAddrs); n > 0 {
+			m.Addrs = make([]string, n)
+			for i := range m.Addrs {
+				m.Addrs[i] = d.str(MaxKeyLen)
+			}
+		}
+		m.Capacity = d.uvarint()
+		m.Used = d.uvarint()
+		m.Domain = d.str(MaxKeyLen)
+		m.Voter = d.bool()
+		m.Joined = unixNano(d.varint())
+	case OpSetUsage:
+		c.Member.Capacity = d.uvarint()
+		c.Member.Used = d.uvarint()
+	case OpAddUsage:
+		c.Delta = d.varint()
+	case OpSetVoter:
+		c.Member.Voter = d.bool()
+	case OpPutManifest:
+		c.Size = d.uvarint()
+		if b := d.bytes(MaxManifestSize); b != nil {
+			c.Data = append([]byte(nil), b...)
+		}
+	case OpLink:
+		c.Target = d.str(MaxKeyLen)
+	}
+}
+
+func unixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}

@@ -1,0 +1,510 @@
+package consensus
+
+import (
+	"errors"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// DedupWindow is how many applied RequestIDs the FSM remembers: a retry is
+// recognised when fewer than DedupWindow other writes were applied since
+// the first attempt, ~100 s at 5,000 writes/s and ~15 s (one ApplyTimeout)
+// at the 34,000/s a saturated cluster reaches here. It costs ~30 MB when
+// full. It is part of the replicated state machine: every replica must
+// use the same value.
+const DedupWindow = 1 << 19
+
+// Member is one node of the storage pool, admitted through the join
+// protocol (or AddVoter/AddNonvoter).
+type Member struct {
+	ID       string    // libp2p peer id
+	Addrs    []string  // multiaddrs it was last seen at
+	Capacity uint64    // ZDB capacity in bytes
+	Used     uint64    // ZDB bytes in use
+	Domain   string    // failure domain / region tag
+	Voter    bool      // a raft voter (kept in step by the leader's policy)
+	Joined   time.Time // when it was first admitted
+}
+
+// Manifest is an object's manifest as the FSM stores it: opaque bytes
+// (the fungi layer gives them meaning) and the object's size.
+type Manifest struct {
+	Root string
+	Size uint64
+	Data []byte // shared with the FSM: do not modify
+}
+
+// Result is the outcome of one committed command.
+type Result struct {
+	// Index is the raft log index the command was applied at: wait for it
+	// with Node.WaitApplied to read a write back on another node.
+	Index uint64
+	// Duplicate: the RequestID had been applied before (at Index); this
+	// retry changed nothing.
+	Duplicate bool
+}
+
+// Stats counts what the FSM holds.
+type Stats struct {
+	Members       int
+	Manifests     int
+	ManifestBytes uint64 // sum of manifest data lengths
+	Pins          int
+	Paths         int
+	AppliedIndex  uint64
+	Commands      uint64 // commands applied (duplicates not counted)
+	Duplicates    uint64 // retried commands recognised and skipped
+	DedupEntries  int
+}
+
+type manifestRec struct {
+	size uint64
+	data []byte
+}
+
+type dedupEntry struct {
+	id    RequestID
+	index uint64
+}
+
+// FSM is the replicated state machine: pool membership, manifests, pins,
+// the shared file tree and the table of recently applied RequestIDs. It
+// is the only owner of that state. raft calls Apply/ApplyBatch, Snapshot
+// and Restore from its FSM goroutine (Persist and Release run on raft's
+// snapshot goroutine); every read accessor is safe for any number of
+// concurrent callers and returns data the caller may keep.
+//
+// Apply is deterministic: it reads nothing but the log entry and the
+// state (no clock, no randomness), so every replica holds the same state
+// at the same index.
+type FSM struct {
+	mu            sync.RWMutex
+	members       map[string]Member
+	manifests     cowMap[manifestRec]
+	pins          cowMap[struct{}]
+	tree          cowMap[string]
+	manifestBytes uint64
+
+	seen map[RequestID]uint64 // RequestID -> index it was applied at
+	ring []dedupEntry         // the same ids, FIFO; oldest at ringHead once full
+	head int
+
+	applied, commands, duplicates uint64
+
+	frozen bool   // a snapshot owns the cowMaps' base maps
+	gen    uint64 // bumped by Restore; a stale snapshot must not thaw
+
+	notify   chan struct{} // closed and replaced whenever applied moves
+	memberCh chan struct{} // a member changed (buffer 1; best effort)
+}
+
+// NewFSM returns an empty FSM.
+func NewFSM() *FSM {
+	return &FSM{
+		members:   make(map[string]Member),
+		manifests: newCowMap[manifestRec](0),
+		pins:      newCowMap[struct{}](0),
+		tree:      newCowMap[string](0),
+		seen:      make(map[RequestID]uint64),
+		notify:    make(chan struct{}),
+		memberCh:  make(chan struct{}, 1),
+	}
+}
+
+var (
+	_ raft.FSM         = (*FSM)(nil)
+	_ raft.BatchingFSM = (*FSM)(nil)
+)
+
+// outcome is one command's result in an applied entry.
+type outcome struct {
+	res Result
+	err error
+}
+
+// applyResponse is what Apply returns to raft (and raft to the proposer's
+// ApplyFuture): one outcome per command of the entry, or err when the
+// entry itself could not be decoded.
+type applyResponse struct {
+	outs []outcome
+	err  error
+}
+
+// Apply applies one committed log entry. raft calls it (via ApplyBatch).
+func (f *FSM) Apply(l *raft.Log) interface{} {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed log entries in order, under one lock.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	decoded := make([][]Command, len(logs))
+	errs := make([]error, len(logs))
+	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			decoded[i], errs[i] = decodeEntry(l.Data)
+		}
+	}
+	out := make([]interface{}, len(logs))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	membersChanged := false
+	for i, l := range logs {
+		if l.Index > f.applied {
+			f.applied = l.Index
+		}
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		if errs[i] != nil {
+			out[i] = applyResponse{err: errs[i]}
+			continue
+		}
+		outs := make([]outcome, len(decoded[i]))
+		for j := range decoded[i] {
+			c := &decoded[i][j]
+			outs[j] = f.applyOne(c, l.Index)
+			membersChanged = membersChanged || touchesMembers(c)
+		}
+		out[i] = applyResponse{outs: outs}
+	}
+	close(f.notify)
+	f.notify = make(chan struct{})
+	if membersChanged {
+		select {
+		case f.memberCh <- struct{}{}:
+		default:
+		}
+	}
+	return out
+}
+
+func touchesMembers(c *Command) bool {
+	switch c.Op {
+	case OpPutMember, OpRemoveMember, OpSetVoter:
+		return true
+	case OpBatch:
+		for i := range c.Batch {
+			if touchesMembers(&c.Batch[i]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (f *FSM) applyOne(c *Command, index uint64) outcome {
+	if !c.RequestID.IsZero() {
+		if first, ok := f.seen[c.RequestID]; ok {
+			f.duplicates++
+			return outcome{res: Result{Index: first, Duplicate: true}}
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return outcome{err: err}
+	}
+	if c.Op == OpBatch {
+		for i := range c.Batch {
+			f.mutate(&c.Batch[i])
+		}
+	} else {
+		f.mutate(c)
+	}
+	f.commands++
+	if !c.RequestID.IsZero() {
+		f.remember(c.RequestID, index)
+	}
+	return outcome{res: Result{Index: index}}
+}
+
+func (f *FSM) remember(id RequestID, index uint64) {
+	e := dedupEntry{id: id, index: index}
+	if len(f.ring) < DedupWindow {
+		f.ring = append(f.ring, e)
+	} else {
+		delete(f.seen, f.ring[f.head].id)
+		f.ring[f.head] = e
+		f.head = (f.head + 1) % DedupWindow
+	}
+	f.seen[id] = index
+}
+
+// mutate applies one validated, non-batch command. It cannot fail.
+func (f *FSM) mutate(c *Command) {
+	switch c.Op {
+	case OpPutMember:
+		m := c.Member
+		m.ID = c.Key
+		if old, ok := f.members[c.Key]; ok {
+			m.Joined, m.Voter = old.Joined, old.Voter
+		}
+		f.members[c.Key] = m
+	case OpRemoveMember:
+		delete(f.members, c.Key)
+	case OpSetUsage:
+		if m, ok := f.members[c.Key]; ok {
+			m.Capacity, m.Used = c.Member.Capacity, c.Member.Used
+			f.members[c.Key] = m
+		}
+	case OpAddUsage:
+		if m, ok := f.members[c.Key]; ok {
+			switch {
+			case c.Delta >= 0 && m.Used+uint64(c.Delta) >= m.Used:
+				m.Used += uint64(c.Delta)
+			case c.Delta >= 0:
+				m.Used = ^uint64(0)
+			case uint64(-c.Delta) >= m.Used || c.Delta == -1<<63:
+				m.Used = 0
+			default:
+				m.Used -= uint64(-c.Delta)
+			}
+			f.members[c.Key] = m
+		}
+	case OpSetVoter:
+		if m, ok := f.members[c.Key]; ok {
+			m.Voter = c.Member.Voter
+			f.members[c.Key] = m
+		}
+	case OpPutManifest:
+		old, existed := f.manifests.set(c.Key, manifestRec{size: c.Size, data: c.Data})
+		if existed {
+			f.manifestBytes -= uint64(len(old.data))
+		}
+		f.manifestBytes += uint64(len(c.Data))
+	case OpDeleteManifest:
+		if old, existed := f.manifests.del(c.Key); existed {
+			f.manifestBytes -= uint64(len(old.data))
+		}
+	case OpPin:
+		f.pins.set(c.Key, struct{}{})
+	case OpUnpin:
+		f.pins.del(c.Key)
+	case OpLink:
+		f.tree.set(c.Key, c.Target)
+	case OpUnlink:
+		f.tree.del(c.Key)
+	default:
+		panic("consensus: mutate " + c.Op.String()) // Validate let it through
+	}
+}
+
+// Manifest returns the manifest of root.
+func (f *FSM) Manifest(root string) (Manifest, bool) {
+	f.mu.RLock()
+	rec, ok := f.manifests.get(root)
+	f.mu.RUnlock()
+	if !ok {
+		return Manifest{}, false
+	}
+	return Manifest{Root: root, Size: rec.size, Data: rec.data}, true
+}
+
+// RangeManifests calls fn for every manifest, in no order, until fn
+// returns false. It holds the read lock: fn must be quick and must not
+// call into the Node or write to the FSM.
+func (f *FSM) RangeManifests(fn func(Manifest) bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	f.manifests.each(func(k string, rec manifestRec) bool {
+		return fn(Manifest{Root: k, Size: rec.size, Data: rec.data})
+	})
+}
+
+// Members returns every member, sorted by ID.
+func (f *FSM) Members() []Member {
+	f.mu.RLock()
+	out := make([]Member, 0, len(f.members))
+	for _, m := range f.members {
+		m.Addrs = slices.Clone(m.Addrs)
+		out = append(out, m)
+	}
+	f.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Member returns the member with this peer id.
+func (f *FSM) Member(id string) (Member, bool) {
+	f.mu.RLock()
+	m, ok := f.members[id]
+	f.mu.RUnlock()
+	m.Addrs = slices.Clone(m.Addrs)
+	return m, ok
+}
+
+// IsMember reports whether id is a member: the access check for forwarded
+// writes and raft streams.
+func (f *FSM) IsMember(id string) bool {
+	f.mu.RLock()
+	_, ok := f.members[id]
+	f.mu.RUnlock()
+	return ok
+}
+
+// Pinned reports whether cid is pinned.
+func (f *FSM) Pinned(cid string) bool {
+	f.mu.RLock()
+	_, ok := f.pins.get(cid)
+	f.mu.RUnlock()
+	return ok
+}
+
+// Pins returns the pinned CIDs, sorted.
+func (f *FSM) Pins() []string {
+	f.mu.RLock()
+	out := make([]string, 0, f.pins.len())
+	f.pins.each(func(k string, _ struct{}) bool { out = append(out, k); return true })
+	f.mu.RUnlock()
+	slices.Sort(out)
+	return out
+}
+
+// Path returns the CID a path of the shared tree names.
+func (f *FSM) Path(p string) (string, bool) {
+	f.mu.RLock()
+	c, ok := f.tree.get(p)
+	f.mu.RUnlock()
+	return c, ok
+}
+
+// Tree returns a copy of the shared file tree (path -> CID).
+func (f *FSM) Tree() map[string]string {
+	f.mu.RLock()
+	out := make(map[string]string, f.tree.len())
+	f.tree.each(func(k, v string) bool { out[k] = v; return true })
+	f.mu.RUnlock()
+	return out
+}
+
+// Stats counts what the FSM holds.
+func (f *FSM) Stats() Stats {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return Stats{
+		Members:       len(f.members),
+		Manifests:     f.manifests.len(),
+		ManifestBytes: f.manifestBytes,
+		Pins:          f.pins.len(),
+		Paths:         f.tree.len(),
+		AppliedIndex:  f.applied,
+		Commands:      f.commands,
+		Duplicates:    f.duplicates,
+		DedupEntries:  len(f.ring),
+	}
+}
+
+// AppliedIndex is the index of the last log entry applied here.
+func (f *FSM) AppliedIndex() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied
+}
+
+// appliedWatch returns the applied index and a channel closed when it moves.
+func (f *FSM) appliedWatch() (uint64, <-chan struct{}) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied, f.notify
+}
+
+// errSnapshotInProgress: raft takes one snapshot at a time, so this only
+// happens when a caller outside raft asks for a second one.
+var errSnapshotInProgress = errors.New("consensus: a snapshot is already in progress")
+
+// Snapshot freezes the state in O(1): the big maps become read-only for
+// the snapshot and later writes go to overlays until Release. Only the
+// member table and the dedup ring (both small) are copied.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.frozen {
+		return nil, errSnapshotInProgress
+	}
+	f.frozen = true
+	st := &snapState{
+		applied:       f.applied,
+		commands:      f.commands,
+		duplicates:    f.duplicates,
+		manifestBytes: f.manifestBytes,
+		members:       maps.Clone(f.members),
+		manifests:     f.manifests.freeze(),
+		pins:          f.pins.freeze(),
+		tree:          f.tree.freeze(),
+		dedup:         make([]dedupEntry, 0, len(f.ring)),
+	}
+	st.dedup = append(st.dedup, f.ring[f.head:]...)
+	st.dedup = append(st.dedup, f.ring[:f.head]...)
+	return &fsmSnapshot{f: f, gen: f.gen, st: st}, nil
+}
+
+func (f *FSM) release(gen uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if gen != f.gen || !f.frozen {
+		return // a Restore replaced the state the snapshot froze
+	}
+	f.manifests.thaw()
+	f.pins.thaw()
+	f.tree.thaw()
+	f.frozen = false
+}
+
+type fsmSnapshot struct {
+	f    *FSM
+	gen  uint64
+	st   *snapState
+	once sync.Once
+}
+
+// Persist streams the frozen state to sink (raft's snapshot goroutine,
+// concurrently with Apply).
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := writeSnapshot(sink, s.st); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+// Release folds the writes made during Persist back into the state.
+func (s *fsmSnapshot) Release() {
+	s.once.Do(func() { s.f.release(s.gen) })
+}
+
+// Restore replaces the state with a snapshot. Nothing changes unless the
+// whole snapshot reads and its checksum matches.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	st, err := readSnapshot(rc, restoreLimits)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gen++
+	f.frozen = false
+	f.members = st.members
+	f.manifests = cowMap[manifestRec]{base: st.manifests}
+	f.pins = cowMap[struct{}]{base: st.pins}
+	f.tree = cowMap[string]{base: st.tree}
+	f.manifestBytes = st.manifestBytes
+	f.applied, f.commands, f.duplicates = st.applied, st.commands, st.duplicates
+	f.seen = make(map[RequestID]uint64, len(st.dedup))
+	f.ring = make([]dedupEntry, 0, min(len(st.dedup)+1024, DedupWindow))
+	f.head = 0
+	for _, e := range st.dedup {
+		f.remember(e.id, e.index)
+	}
+	close(f.notify)
+	f.notify = make(chan struct{})
+	select {
+	case f.memberCh <- struct{}{}:
+	default:
+	}
+	return nil
+}

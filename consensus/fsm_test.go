@@ -1,0 +1,564 @@
+package consensus
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// applyCmds appends one entry holding cmds to f at index and returns its outcomes.
+func applyCmds(tb testing.TB, f *FSM, index uint64, cmds ...Command) []outcome {
+	tb.Helper()
+	data, err := encodeEntry(cmds)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp := f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: data}).(applyResponse)
+	if resp.err != nil {
+		tb.Fatal(resp.err)
+	}
+	return resp.outs
+}
+
+func TestFSMApply(t *testing.T) {
+	f := NewFSM()
+	joined := time.Unix(1700000000, 5)
+	tests := []struct {
+		name  string
+		cmd   Command
+		check func(t *testing.T)
+	}{
+		{"put member", PutMember(Member{ID: "p1", Addrs: []string{"/ip4/1.2.3.4/tcp/1"}, Capacity: 100, Domain: "eu", Voter: true, Joined: joined}), func(t *testing.T) {
+			m, ok := f.Member("p1")
+			want := Member{ID: "p1", Addrs: []string{"/ip4/1.2.3.4/tcp/1"}, Capacity: 100, Domain: "eu", Voter: true, Joined: joined}
+			if !ok || !reflect.DeepEqual(m, want) {
+				t.Fatalf("member = %+v, %v; want %+v", m, ok, want)
+			}
+		}},
+		{"update keeps joined and voter", PutMember(Member{ID: "p1", Addrs: []string{"/ip4/5.6.7.8/tcp/2"}, Capacity: 200}), func(t *testing.T) {
+			m, _ := f.Member("p1")
+			if !m.Joined.Equal(joined) || !m.Voter || m.Capacity != 200 || m.Addrs[0] != "/ip4/5.6.7.8/tcp/2" {
+				t.Fatalf("member = %+v", m)
+			}
+		}},
+		{"set usage", SetUsage("p1", 1000, 10), func(t *testing.T) {
+			if m, _ := f.Member("p1"); m.Capacity != 1000 || m.Used != 10 {
+				t.Fatalf("member = %+v", m)
+			}
+		}},
+		{"add usage", AddUsage("p1", 5), func(t *testing.T) {
+			if m, _ := f.Member("p1"); m.Used != 15 {
+				t.Fatalf("used = %d", m.Used)
+			}
+		}},
+		{"add usage clamps at zero", AddUsage("p1", -100), func(t *testing.T) {
+			if m, _ := f.Member("p1"); m.Used != 0 {
+				t.Fatalf("used = %d", m.Used)
+			}
+		}},
+		{"set voter", SetVoter("p1", false), func(t *testing.T) {
+			if m, _ := f.Member("p1"); m.Voter {
+				t.Fatal("still a voter")
+			}
+		}},
+		{"usage of unknown member is a no-op", AddUsage("nobody", 5), func(t *testing.T) {
+			if f.IsMember("nobody") {
+				t.Fatal("created a member")
+			}
+		}},
+		{"put manifest", PutManifest("bafyroot", 1234, []byte("manifest")), func(t *testing.T) {
+			m, ok := f.Manifest("bafyroot")
+			if !ok || m.Size != 1234 || string(m.Data) != "manifest" || m.Root != "bafyroot" {
+				t.Fatalf("manifest = %+v, %v", m, ok)
+			}
+			if s := f.Stats(); s.ManifestBytes != 8 || s.Manifests != 1 {
+				t.Fatalf("stats = %+v", s)
+			}
+		}},
+		{"replace manifest", PutManifest("bafyroot", 1, []byte("m2")), func(t *testing.T) {
+			if s := f.Stats(); s.ManifestBytes != 2 || s.Manifests != 1 {
+				t.Fatalf("stats = %+v", s)
+			}
+		}},
+		{"pin", Pin("bafyroot"), func(t *testing.T) {
+			if !f.Pinned("bafyroot") || len(f.Pins()) != 1 {
+				t.Fatal("not pinned")
+			}
+		}},
+		{"link", Link("/photos/a.jpg", "bafyroot"), func(t *testing.T) {
+			if c, ok := f.Path("/photos/a.jpg"); !ok || c != "bafyroot" {
+				t.Fatalf("path = %q, %v", c, ok)
+			}
+		}},
+		{"batch", Batch(Link("/b", "c1"), Link("/c", "c2"), Unpin("bafyroot"), DeleteManifest("bafyroot")), func(t *testing.T) {
+			if len(f.Tree()) != 3 || f.Pinned("bafyroot") {
+				t.Fatalf("tree = %v", f.Tree())
+			}
+			if _, ok := f.Manifest("bafyroot"); ok || f.Stats().ManifestBytes != 0 {
+				t.Fatal("manifest still there")
+			}
+		}},
+		{"unlink", Unlink("/b"), func(t *testing.T) {
+			if _, ok := f.Path("/b"); ok {
+				t.Fatal("still linked")
+			}
+		}},
+		{"remove member", RemoveMember("p1"), func(t *testing.T) {
+			if f.IsMember("p1") || len(f.Members()) != 0 {
+				t.Fatal("still a member")
+			}
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cmd.RequestID = NewRequestID()
+			outs := applyCmds(t, f, uint64(i+1), tt.cmd)
+			if outs[0].err != nil || outs[0].res.Index != uint64(i+1) || outs[0].res.Duplicate {
+				t.Fatalf("outcome = %+v", outs[0])
+			}
+			tt.check(t)
+		})
+	}
+	if s := f.Stats(); s.Commands != uint64(len(tests)) || s.AppliedIndex != uint64(len(tests)) {
+		t.Fatalf("stats = %+v", s)
+	}
+}
+
+func TestFSMDedup(t *testing.T) {
+	f := NewFSM()
+	applyCmds(t, f, 1, PutMember(Member{ID: "p"}))
+	add := AddUsage("p", 10)
+	add.RequestID = NewRequestID()
+	first := applyCmds(t, f, 2, add)[0]
+	again := applyCmds(t, f, 3, add)[0]
+	if first.res != (Result{Index: 2}) || again.res != (Result{Index: 2, Duplicate: true}) {
+		t.Fatalf("first %+v, again %+v", first, again)
+	}
+	if m, _ := f.Member("p"); m.Used != 10 {
+		t.Fatalf("used = %d: applied twice", m.Used)
+	}
+	// Without a RequestID nothing is deduplicated.
+	add.RequestID = RequestID{}
+	applyCmds(t, f, 4, add, add)
+	if m, _ := f.Member("p"); m.Used != 30 {
+		t.Fatalf("used = %d", m.Used)
+	}
+	// The window is bounded: the oldest id is forgotten first.
+	ids := make([]RequestID, DedupWindow+1)
+	cmds := make([]Command, len(ids))
+	for i := range ids {
+		ids[i] = NewRequestID()
+		cmds[i] = Pin(fmt.Sprint(i))
+		cmds[i].RequestID = ids[i]
+	}
+	applyCmds(t, f, 5, cmds...)
+	if s := f.Stats(); s.DedupEntries != DedupWindow {
+		t.Fatalf("dedup entries = %d", s.DedupEntries)
+	}
+	if _, ok := f.seen[add.RequestID]; ok {
+		t.Fatal("zero id remembered")
+	}
+	if _, ok := f.seen[ids[0]]; ok {
+		t.Fatal("oldest id not evicted")
+	}
+	if _, ok := f.seen[ids[len(ids)-1]]; !ok {
+		t.Fatal("newest id missing")
+	}
+}
+
+func TestFSMBatchAtomic(t *testing.T) {
+	f := NewFSM()
+	bad := Batch(Link("/ok", "c"), Link("not/absolute", "c"))
+	outs := applyCmds(t, f, 1, bad, Pin("x"))
+	if !errors.Is(outs[0].err, ErrInvalidCommand) {
+		t.Fatalf("err = %v", outs[0].err)
+	}
+	if outs[1].err != nil {
+		t.Fatalf("independent command failed: %v", outs[1].err)
+	}
+	if _, ok := f.Path("/ok"); ok {
+		t.Fatal("half of an invalid batch applied")
+	}
+	if !f.Pinned("x") {
+		t.Fatal("independent command lost")
+	}
+}
+
+func TestCommandValidate(t *testing.T) {
+	long := string(make([]byte, MaxKeyLen+1))
+	tests := []struct {
+		cmd Command
+		ok  bool
+	}{
+		{PutManifest("r", 1, nil), true},
+		{PutManifest("", 1, nil), false},
+		{PutManifest(long, 1, nil), false},
+		{Link("/a/b", "c"), true},
+		{Link("/a/../b", "c"), false},
+		{Link("/a/", "c"), false},
+		{Link("a", "c"), false},
+		{Link("/a", ""), false},
+		{Unlink("/"), true},
+		{Batch(), false},
+		{Batch(Batch(Pin("x"))), false},
+		{Command{Op: 200, Key: "x"}, false},
+		{Command{Key: "x"}, false},
+		{Command{Op: OpPutMember, Key: "a", Member: Member{ID: "b"}}, false},
+	}
+	for _, tt := range tests {
+		err := tt.cmd.Validate()
+		if (err == nil) != tt.ok {
+			t.Errorf("%s %q: err = %v, want ok=%v", tt.cmd.Op, tt.cmd.Key, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidCommand) {
+			t.Errorf("%v does not wrap ErrInvalidCommand", err)
+		}
+	}
+}
+
+func TestCommandRoundTrip(t *testing.T) {
+	cmds := []Command{
+		PutMember(Member{ID: "p", Addrs: []string{"/a", "/b"}, Capacity: 1 << 40, Used: 7, Domain: "d", Voter: true, Joined: time.Unix(5, 6)}),
+		RemoveMember("p"), SetUsage("p", 1, 2), AddUsage("p", -9), SetVoter("p", true),
+		PutManifest("r", 99, []byte{1, 2, 3}), DeleteManifest("r"), Pin("c"), Unpin("c"),
+		Link("/x", "c"), Unlink("/x"), Batch(Pin("a"), Link("/y", "b")),
+	}
+	for i := range cmds {
+		cmds[i].RequestID = NewRequestID()
+		b, err := cmds[i].MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got Command
+		if err := got.UnmarshalBinary(b); err != nil {
+			t.Fatalf("%s: %v", cmds[i].Op, err)
+		}
+		if !commandsEqual(got, cmds[i]) {
+			t.Errorf("%s: round trip\n got %+v\nwant %+v", cmds[i].Op, got, cmds[i])
+		}
+	}
+	// A compact encoding: a pin with a request id is ~ op+flags+id+key.
+	b, _ := cmds[7].MarshalBinary()
+	if len(b) != 2+2+16+2 {
+		t.Errorf("pin entry is %d bytes", len(b))
+	}
+}
+
+// commandsEqual compares as the encoding does: nil and empty are equal,
+// Member.ID is the Key, batch members carry no RequestID.
+func commandsEqual(a, b Command) bool {
+	ea, err1 := encodeEntry([]Command{a})
+	eb, err2 := encodeEntry([]Command{b})
+	return err1 == nil && err2 == nil && bytes.Equal(ea, eb)
+}
+
+func TestDecodeRejects(t *testing.T) {
+	good, _ := PutManifest("r", 1, []byte("data")).MarshalBinary()
+	cases := map[string][]byte{
+		"empty":         nil,
+		"version":       append([]byte{9}, good[1:]...),
+		"truncated":     good[:len(good)-1],
+		"trailing":      append(append([]byte{}, good...), 0),
+		"zero commands": {entryVersion, 0},
+		"huge count":    {entryVersion, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"unknown op":    {entryVersion, 1, 99, 0, 1, 'k'},
+		"bad flags":     {entryVersion, 1, byte(OpPin), 4, 1, 'k'},
+	}
+	for name, b := range cases {
+		if _, err := decodeEntry(b); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}
+
+func FuzzDecodeEntry(f *testing.F) {
+	seeds := []Command{
+		PutMember(Member{ID: "p", Addrs: []string{"/a"}, Joined: time.Unix(1, 0)}),
+		PutManifest("r", 1, []byte("x")), Link("/a", "b"), AddUsage("p", -3),
+		Batch(Pin("a"), Unpin("b"), SetVoter("p", true), SetUsage("p", 1, 2)),
+	}
+	for _, c := range seeds {
+		c.RequestID = NewRequestID()
+		b, _ := c.MarshalBinary()
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cmds, err := decodeEntry(data)
+		if err != nil {
+			return
+		}
+		again, err := encodeEntry(cmds)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		cmds2, err := decodeEntry(again)
+		if err != nil {
+			t.Fatalf("decode of re-encoding: %v", err)
+		}
+		third, _ := encodeEntry(cmds2)
+		if !bytes.Equal(again, third) {
+			t.Fatal("encoding is not stable")
+		}
+		// Whatever decodes must apply without panicking.
+		fsm := NewFSM()
+		fsm.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: again})
+	})
+}
+
+// memSink is a raft.SnapshotSink in memory.
+type memSink struct {
+	bytes.Buffer
+	cancelled bool
+}
+
+func (s *memSink) ID() string    { return "mem" }
+func (s *memSink) Cancel() error { s.cancelled = true; return nil }
+func (s *memSink) Close() error  { return nil }
+
+func snapshotBytes(tb testing.TB, f *FSM) []byte {
+	tb.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer snap.Release()
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		tb.Fatal(err)
+	}
+	return sink.Bytes()
+}
+
+// fsmEqual compares every piece of replicated state.
+func fsmEqual(tb testing.TB, a, b *FSM) {
+	tb.Helper()
+	if err := diffFSM(a, b, true); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// diffFSM describes the first difference between two FSMs' states; the
+// applied index is compared only if withIndex.
+func diffFSM(a, b *FSM, withIndex bool) error {
+	sa, sb := a.Stats(), b.Stats()
+	if !withIndex {
+		sa.AppliedIndex, sb.AppliedIndex = 0, 0
+	}
+	if sa != sb {
+		return fmt.Errorf("stats differ:\n%+v\n%+v", sa, sb)
+	}
+	if ma, mb := a.Members(), b.Members(); !reflect.DeepEqual(ma, mb) {
+		return fmt.Errorf("members differ:\n%+v\n%+v", ma, mb)
+	}
+	if !reflect.DeepEqual(a.Tree(), b.Tree()) || !reflect.DeepEqual(a.Pins(), b.Pins()) {
+		return fmt.Errorf("tree or pins differ")
+	}
+	var err error
+	a.RangeManifests(func(m Manifest) bool {
+		o, ok := b.Manifest(m.Root)
+		if !ok || o.Size != m.Size || !bytes.Equal(o.Data, m.Data) {
+			err = fmt.Errorf("manifest %s differs", m.Root)
+		}
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(dedupOrder(a), dedupOrder(b)) {
+		return fmt.Errorf("dedup tables differ")
+	}
+	return nil
+}
+
+func dedupOrder(f *FSM) []dedupEntry {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return append(append([]dedupEntry{}, f.ring[f.head:]...), f.ring[:f.head]...)
+}
+
+func TestSnapshotRoundTripSmall(t *testing.T) {
+	f := NewFSM()
+	for i := range 100 {
+		c := Batch(
+			PutManifest(fmt.Sprintf("root%d", i), uint64(i), bytes.Repeat([]byte{byte(i)}, i)),
+			Pin(fmt.Sprintf("pin%d", i)), Link(fmt.Sprintf("/dir/f%d", i), fmt.Sprintf("root%d", i)),
+			PutMember(Member{ID: fmt.Sprintf("peer%d", i%7), Addrs: []string{"/ip4/127.0.0.1/tcp/1"}, Joined: time.Unix(int64(i), 0), Domain: "x"}),
+		)
+		c.RequestID = NewRequestID()
+		applyCmds(t, f, uint64(i+1), c)
+	}
+	b := snapshotBytes(t, f)
+	g := NewFSM()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(b))); err != nil {
+		t.Fatal(err)
+	}
+	fsmEqual(t, f, g)
+	// A dedup entry survives the snapshot.
+	for id, idx := range f.seen {
+		if g.seen[id] != idx {
+			t.Fatal("dedup entry lost")
+		}
+		break
+	}
+
+	// Every single-byte corruption and every truncation is refused, and a
+	// refused restore leaves the state alone.
+	for i := 0; i < len(b); i += 1 + i/64 {
+		bad := append([]byte{}, b...)
+		bad[i] ^= 0x40
+		if err := g.Restore(io.NopCloser(bytes.NewReader(bad))); err == nil {
+			t.Fatalf("corruption at byte %d not detected", i)
+		}
+	}
+	for _, n := range []int{0, 1, 9, len(b) / 2, len(b) - 1} {
+		if err := g.Restore(io.NopCloser(bytes.NewReader(b[:n]))); err == nil {
+			t.Fatalf("truncation to %d bytes not detected", n)
+		}
+	}
+	if err := g.Restore(io.NopCloser(bytes.NewReader(append(append([]byte{}, b...), 0)))); err == nil {
+		t.Fatal("trailing byte not detected")
+	}
+	fsmEqual(t, f, g)
+}
+
+// Writes made while a snapshot is being persisted go to the overlay, are
+// visible to readers at once, and are folded back in by Release.
+func TestSnapshotCopyOnWrite(t *testing.T) {
+	f := NewFSM()
+	applyCmds(t, f, 1, PutManifest("a", 1, []byte("A")), Link("/a", "a"), Pin("a"))
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Snapshot(); err == nil {
+		t.Fatal("second concurrent snapshot allowed")
+	}
+	applyCmds(t, f, 2, PutManifest("b", 2, []byte("B")), DeleteManifest("a"), Unlink("/a"), Link("/b", "b"), Unpin("a"), Pin("b"))
+	if _, ok := f.Manifest("a"); ok {
+		t.Fatal("deleted manifest visible")
+	}
+	if s := f.Stats(); s.Manifests != 1 || s.Paths != 1 || s.Pins != 1 {
+		t.Fatalf("stats during snapshot = %+v", s)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	if f.frozen || f.manifests.over != nil {
+		t.Fatal("not thawed")
+	}
+	if _, ok := f.Manifest("b"); !ok || f.Stats().Manifests != 1 || len(f.manifests.base) != 1 {
+		t.Fatal("overlay not folded back")
+	}
+	// The snapshot holds the state as of index 1.
+	g := NewFSM()
+	if err := g.Restore(io.NopCloser(&sink)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := g.Manifest("a"); !ok || g.AppliedIndex() != 1 || !g.Pinned("a") {
+		t.Fatalf("snapshot content wrong: %+v", g.Stats())
+	}
+}
+
+func FuzzReadSnapshot(f *testing.F) {
+	fsm := NewFSM()
+	c := Batch(PutManifest("r", 1, []byte("x")), Pin("p"), Link("/l", "r"), PutMember(Member{ID: "m", Addrs: []string{"/a"}}))
+	c.RequestID = NewRequestID()
+	applyCmds(f, fsm, 1, c)
+	f.Add(snapshotBytes(f, fsm))
+	f.Add(snapshotBytes(f, NewFSM()))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := readSnapshot(bytes.NewReader(data), snapLimits{prealloc: 1 << 10})
+		if err != nil {
+			return
+		}
+		var buf bytes.Buffer
+		if _, err := writeSnapshot(&buf, st); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readSnapshot(&buf, snapLimits{prealloc: 1 << 10}); err != nil {
+			t.Fatalf("re-read: %v", err)
+		}
+	})
+}
+
+// fillManifests puts n manifests of ~size bytes into f, 4096 per entry.
+func fillManifests(tb testing.TB, f *FSM, n, size int) {
+	tb.Helper()
+	data := bytes.Repeat([]byte{0xab}, size)
+	idx := f.AppliedIndex()
+	cmds := make([]Command, 0, 4096)
+	for i := 0; i < n; i++ {
+		// CIDv1 raw, base32: 59 characters, like a real root.
+		cmds = append(cmds, PutManifest(fmt.Sprintf("bafkreig%052d", i), uint64(i)<<20, data))
+		if len(cmds) == cap(cmds) || i == n-1 {
+			idx++
+			applyCmds(tb, f, idx, cmds...)
+			cmds = cmds[:0]
+		}
+	}
+}
+
+func snapshotRoundTrip(tb testing.TB, n int) {
+	f := NewFSM()
+	start := time.Now()
+	fillManifests(tb, f, n, 64)
+	fill := time.Since(start)
+	runtime.GC()
+
+	start = time.Now()
+	snap, err := f.Snapshot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	freeze := time.Since(start)
+	var sink memSink
+	sink.Grow(n * 140)
+	start = time.Now()
+	if err := snap.Persist(&sink); err != nil {
+		tb.Fatal(err)
+	}
+	persist := time.Since(start)
+	snap.Release()
+	size := sink.Len()
+
+	g := NewFSM()
+	start = time.Now()
+	if err := g.Restore(io.NopCloser(&sink)); err != nil {
+		tb.Fatal(err)
+	}
+	restore := time.Since(start)
+	if g.Stats() != f.Stats() {
+		tb.Fatalf("stats differ after restore: %+v vs %+v", g.Stats(), f.Stats())
+	}
+	tb.Logf("%d manifests (64 B each): fill %v, freeze %v, persist %v (%.0f MB/s), restore %v (%.0f MB/s), snapshot %d bytes (%.1f B/entry)",
+		n, fill.Round(time.Millisecond), freeze, persist.Round(time.Millisecond), float64(size)/persist.Seconds()/1e6,
+		restore.Round(time.Millisecond), float64(size)/restore.Seconds()/1e6, size, float64(size)/float64(n))
+	if b, ok := tb.(*testing.B); ok {
+		b.ReportMetric(persist.Seconds(), "persist-s")
+		b.ReportMetric(restore.Seconds(), "restore-s")
+		b.ReportMetric(float64(size), "snapshot-bytes")
+	}
+}
+
+func TestSnapshotMillion(t *testing.T) {
+	n := 1_000_000
+	if raceEnabled || testing.Short() {
+		n = 200_000 // the race detector slows map work ~10x
+	}
+	snapshotRoundTrip(t, n)
+}
+
+func BenchmarkSnapshot10M(b *testing.B) {
+	for b.Loop() {
+		snapshotRoundTrip(b, 10_000_000)
+	}
+}

@@ -1,0 +1,524 @@
+package consensus
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+)
+
+// The snapshot format (version 1). Integers are varints as in log entries;
+// crc is CRC-32C, little-endian.
+//
+//	magic "FUNGISNP" version:u8
+//	header: applied commands duplicates manifest-bytes
+//	        members manifests pins paths dedup  (all uvarint; the last five count records)
+//	header-crc:u32   (over magic..header: a corrupt count is caught before it sizes a map)
+//	members:   id:str addrs:uvarint str* capacity:uvarint used:uvarint domain:str voter:u8 joined:varint
+//	manifests: root:str size:uvarint data:str
+//	pins:      cid:str
+//	paths:     path:str cid:str
+//	dedup:     request-id:16 index:uvarint   (oldest first)
+//	crc:u32    (over everything before it)
+//
+// Records are streamed straight from the frozen maps; nothing is sorted or
+// copied, so writing costs about as much as the bytes it writes.
+const (
+	snapMagic   = "FUNGISNP"
+	snapVersion = 1
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+type snapState struct {
+	applied, commands, duplicates, manifestBytes uint64
+
+	members   map[string]Member
+	manifests map[string]manifestRec
+	pins      map[string]struct{}
+	tree      map[string]string
+	dedup     []dedupEntry
+}
+
+type crcWriter struct {
+	w   io.Writer
+	crc uint32
+	n   int64
+}
+
+func (c *crcWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
+	c.n += int64(n)
+	return n, err
+}
+
+// writeSnapshot streams st to w and returns the bytes written.
+func writeSnapshot(w io.Writer, st *snapState) (int64, error) {
+	cw := &crcWriter{w: w}
+	bw := bufio.NewWriterSize(cw, 1<<20)
+
+	hdr := append([]byte(snapMagic), snapVersion)
+	for _, v := range []uint64{
+		st.applied, st.commands, st.duplicates, st.manifestBytes,
+		uint64(len(st.members)), uint64(len(st.manifests)), uint64(len(st.pins)),
+		uint64(len(st.tree)), uint64(len(st.dedup)),
+	} {
+		hdr = binary.AppendUvarint(hdr, v)
+	}
+	hdr = binary.LittleEndian.AppendUint32(hdr, crc32.Checksum(hdr, castagnoli))
+	bw.Write(hdr)
+
+	for id, m := range st.members {
+		b := bw.AvailableBuffer()
+		b = appendStr(b, id)
+		b = binary.AppendUvarint(b, uint64(len(m.Addrs)))
+		for _, a := range m.Addrs {
+			b = appendStr(b, a)
+		}
+		b = binary.AppendUvarint(b, m.Capacity)
+		b = binary.AppendUvarint(b, m.Used)
+		b = appendStr(b, m.Domain)
+		b = appendBool(b, m.Voter)
+		var joined int64
+		if !m.Joined.IsZero() {
+			joined = m.Joined.UnixNano()
+		}
+		b = binary.AppendVarint(b, joined)
+		bw.Write(b)
+	}
+	for root, rec := range st.manifests {
+		b := bw.AvailableBuffer()
+		b = appendStr(b, root)
+		b = binary.AppendUvarint(b, rec.size)
+		b = binary.AppendUvarint(b, uint64(len(rec.data)))
+		if len(rec.data) > 4096 {
+			bw.Write(b)
+			bw.Write(rec.data)
+			continue
+		}
+		bw.Write(append(b, rec.data...))
+	}
+	for c := range st.pins {
+		bw.Write(appendStr(bw.AvailableBuffer(), c))
+	}
+	for p, c := range st.tree {
+		bw.Write(appendStr(appendStr(bw.AvailableBuffer(), p), c))
+	}
+	for _, e := range st.dedup {
+		b := append(bw.AvailableBuffer(), e.id[:]...)
+		bw.Write(binary.AppendUvarint(b, e.index))
+	}
+	if err := bw.Flush(); err != nil {
+		return cw.n, fmt.Errorf("consensus: write snapshot: %w", err)
+	}
+	var sum [4]byte
+	binary.LittleEndian.PutUint32(sum[:], cw.crc)
+	if _, err := cw.Write(sum[:]); err != nil {
+		return cw.n, fmt.Errorf("consensus: write snapshot: %w", err)
+	}
+	return cw.n, nil
+}
+
+// snapLimits bound what a snapshot may make the reader allocate up front.
+type snapLimits struct {
+	prealloc int // entries a map may be sized for before they are read
+}
+
+// restoreLimits: a snapshot comes from this node's disk or the leader and
+// its header is checksummed, so counts are trusted for sizing maps.
+var restoreLimits = snapLimits{prealloc: 1 << 27}
+
+// snapReader is a buffered reader that keeps a CRC-32C of the bytes
+// consumed, folding them in lazily when the buffer refills.
+type snapReader struct {
+	src    io.Reader
+	buf    []byte
+	r, w   int // unread bytes are buf[r:w]
+	crcPos int // buf[:crcPos] is already in crc
+	crc    uint32
+	err    error // sticky source error
+}
+
+func newSnapReader(src io.Reader) *snapReader {
+	return &snapReader{src: src, buf: make([]byte, 256<<10)}
+}
+
+// fill makes at least need (<= len(buf)) bytes available or fails.
+func (s *snapReader) fill(need int) error {
+	if s.w-s.r >= need {
+		return nil
+	}
+	s.crc = crc32.Update(s.crc, castagnoli, s.buf[s.crcPos:s.r])
+	n := copy(s.buf, s.buf[s.r:s.w])
+	s.r, s.w, s.crcPos = 0, n, 0
+	for s.w < need {
+		if s.err != nil {
+			if s.err == io.EOF {
+				return fmt.Errorf("%w: snapshot truncated", ErrCorrupt)
+			}
+			return fmt.Errorf("consensus: read snapshot: %w", s.err)
+		}
+		m, err := s.src.Read(s.buf[s.w:])
+		s.w += m
+		if err != nil {
+			s.err = err
+		}
+	}
+	return nil
+}
+
+// sum returns the CRC of everything consumed so far.
+func (s *snapReader) sum() uint32 {
+	s.crc = crc32.Update(s.crc, castagnoli, s.buf[s.crcPos:s.r])
+	s.crcPos = s.r
+	return s.crc
+}
+
+func (s *snapReader) uvarint() (uint64, error) {
+	if s.w-s.r < binary.MaxVarintLen64 {
+		if err := s.fill(binary.MaxVarintLen64); err != nil && s.w == s.r {
+			return 0, err
+		}
+	}
+	v, n := binary.Uvarint(s.buf[s.r:s.w])
+	if n <= 0 {
+		return 0, fmt.Errorf("%w: bad uvarint in snapshot", ErrCorrupt)
+	}
+	s.r += n
+	return v, nil
+}
+
+func (s *snapReader) varint() (int64, error) {
+	u, err := s.uvarint()
+	x := int64(u >> 1)
+	if u&1 != 0 {
+		x = ^x
+	}
+	return x, err
+}
+
+func (s *snapReader) byte() (byte, error) {
+	if err := s.fill(1); err != nil {
+		return 0, err
+	}
+	s.r++
+	return s.buf[s.r-1], nil
+}
+
+// next returns the next n bytes (n <= len(buf)), valid until the next call.
+func (s *snapReader) next(n int) ([]byte, error) {
+	if err := s.fill(n); err != nil {
+		return nil, err
+	}
+	s.r += n
+	return s.buf[s.r-n : s.r], nil
+}
+
+// bytesN reads n bytes into new memory. Memory grows with the bytes
+// actually read, so a corrupt length fails on the data's end rather than
+// on a huge allocation.
+func (s *snapReader) bytesN(n int) ([]byte, error) {
+	out := make([]byte, 0, min(n, len(s.buf)))
+	for len(out) < n {
+		chunk := min(n-len(out), len(s.buf))
+		b, err := s.next(chunk)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b...)
+	}
+	return out, nil
+}
+
+func (s *snapReader) str(max int) (string, error) {
+	n, err := s.uvarint()
+	if err != nil {
+		return "", err
+	}
+	if n > uint64(max) {
+		return "", fmt.Errorf("%w: snapshot string of %d bytes", ErrCorrupt, n)
+	}
+	b, err := s.next(int(n))
+	return string(b), err
+}
+
+// Restore reads records in batches and gives each batch's strings one
+// allocation (substrings of one string) and small manifests one buffer:
+// two allocations per batch instead of two per entry. The price: a batch's
+// memory lives while any of its entries does.
+const (
+	batchRecords = 1024
+	smallValue   = 4096
+)
+
+// keyBatch collects length-prefixed strings and hands them out as
+// substrings of one string.
+type keyBatch struct {
+	buf  []byte
+	ends []int
+}
+
+func (k *keyBatch) reset() {
+	k.buf = k.buf[:0]
+	k.ends = k.ends[:0]
+}
+
+// read appends the next string of s and returns its number in the batch.
+func (k *keyBatch) read(s *snapReader) (int, error) {
+	n, err := s.uvarint()
+	if err != nil {
+		return 0, err
+	}
+	if n > MaxKeyLen {
+		return 0, fmt.Errorf("%w: snapshot string of %d bytes", ErrCorrupt, n)
+	}
+	b, err := s.next(int(n))
+	if err != nil {
+		return 0, err
+	}
+	k.buf = append(k.buf, b...)
+	k.ends = append(k.ends, len(k.buf))
+	return len(k.ends) - 1, nil
+}
+
+// strings converts the batch into one string and returns an accessor.
+func (k *keyBatch) strings() func(i int) string {
+	all := string(k.buf)
+	ends := k.ends
+	return func(i int) string {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		return all[start:ends[i]]
+	}
+}
+
+// readSnapshot reads a whole snapshot from r and checks its checksums.
+func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
+	s := newSnapReader(r)
+	magic, err := s.next(len(snapMagic) + 1)
+	if err != nil {
+		return nil, err
+	}
+	if string(magic[:len(snapMagic)]) != snapMagic {
+		return nil, fmt.Errorf("%w: not a fungi snapshot", ErrCorrupt)
+	}
+	if v := magic[len(snapMagic)]; v != snapVersion {
+		return nil, fmt.Errorf("%w: snapshot version %d (this build reads %d)", ErrCorrupt, v, snapVersion)
+	}
+	var hdr [9]uint64
+	for i := range hdr {
+		if hdr[i], err = s.uvarint(); err != nil {
+			return nil, err
+		}
+	}
+	want := s.sum()
+	sum, err := s.next(4)
+	if err != nil {
+		return nil, err
+	}
+	if binary.LittleEndian.Uint32(sum) != want {
+		return nil, fmt.Errorf("%w: snapshot header checksum mismatch", ErrCorrupt)
+	}
+	st := &snapState{applied: hdr[0], commands: hdr[1], duplicates: hdr[2], manifestBytes: hdr[3]}
+	nMembers, nManifests, nPins, nPaths, nDedup := hdr[4], hdr[5], hdr[6], hdr[7], hdr[8]
+	if nDedup > DedupWindow {
+		return nil, fmt.Errorf("%w: %d dedup entries (max %d)", ErrCorrupt, nDedup, DedupWindow)
+	}
+	size := func(n uint64) int { return int(min(n, uint64(lim.prealloc))) }
+
+	st.members = make(map[string]Member, size(nMembers))
+	for range nMembers {
+		var m Member
+		if m.ID, err = s.str(MaxKeyLen); err != nil {
+			return nil, err
+		}
+		naddr, err := s.uvarint()
+		if err != nil {
+			return nil, err
+		}
+		if naddr > MaxAddrs {
+			return nil, fmt.Errorf("%w: member with %d addresses", ErrCorrupt, naddr)
+		}
+		for range naddr {
+			a, err := s.str(MaxKeyLen)
+			if err != nil {
+				return nil, err
+			}
+			m.Addrs = append(m.Addrs, a)
+		}
+		if m.Capacity, err = s.uvarint(); err != nil {
+			return nil, err
+		}
+		if m.Used, err = s.uvarint(); err != nil {
+			return nil, err
+		}
+		if m.Domain, err = s.str(MaxKeyLen); err != nil {
+			return nil, err
+		}
+		v, err := s.byte()
+		if err != nil {
+			return nil, err
+		}
+		if v > 1 {
+			return nil, fmt.Errorf("%w: bad bool in snapshot", ErrCorrupt)
+		}
+		m.Voter = v == 1
+		joined, err := s.varint()
+		if err != nil {
+			return nil, err
+		}
+		m.Joined = unixNano(joined)
+		st.members[m.ID] = m
+	}
+	if uint64(len(st.members)) != nMembers {
+		return nil, fmt.Errorf("%w: duplicate members in snapshot", ErrCorrupt)
+	}
+
+	st.manifests = make(map[string]manifestRec, size(nManifests))
+	var total uint64
+	var kb keyBatch
+	type pending struct {
+		key        int // index into kb
+		size       uint64
+		data       []byte // a big manifest, in its own allocation
+		start, end int    // else: dbuf[start:end]
+	}
+	recs := make([]pending, 0, batchRecords)
+	var dbuf []byte
+	for left := nManifests; left > 0; {
+		recs, dbuf = recs[:0], make([]byte, 0, len(dbuf))
+		kb.reset()
+		for range min(left, batchRecords) {
+			var p pending
+			if p.key, err = kb.read(s); err != nil {
+				return nil, err
+			}
+			if p.size, err = s.uvarint(); err != nil {
+				return nil, err
+			}
+			n, err := s.uvarint()
+			if err != nil {
+				return nil, err
+			}
+			if n > MaxManifestSize {
+				return nil, fmt.Errorf("%w: manifest of %d bytes", ErrCorrupt, n)
+			}
+			if n > smallValue {
+				if p.data, err = s.bytesN(int(n)); err != nil {
+					return nil, err
+				}
+			} else {
+				b, err := s.next(int(n))
+				if err != nil {
+					return nil, err
+				}
+				p.start = len(dbuf)
+				dbuf = append(dbuf, b...)
+				p.end = len(dbuf)
+			}
+			total += n
+			recs = append(recs, p)
+		}
+		left -= uint64(len(recs))
+		keys := kb.strings()
+		for _, p := range recs {
+			data := p.data
+			if data == nil && p.end > p.start {
+				data = dbuf[p.start:p.end:p.end]
+			}
+			st.manifests[keys(p.key)] = manifestRec{size: p.size, data: data}
+		}
+	}
+	if uint64(len(st.manifests)) != nManifests {
+		return nil, fmt.Errorf("%w: duplicate manifests in snapshot", ErrCorrupt)
+	}
+	if total != st.manifestBytes {
+		return nil, fmt.Errorf("%w: manifest bytes %d, header says %d", ErrCorrupt, total, st.manifestBytes)
+	}
+
+	st.pins = make(map[string]struct{}, size(nPins))
+	for left := nPins; left > 0; {
+		kb.reset()
+		n := min(left, batchRecords)
+		for range n {
+			if _, err := kb.read(s); err != nil {
+				return nil, err
+			}
+		}
+		left -= n
+		keys := kb.strings()
+		for i := range int(n) {
+			st.pins[keys(i)] = struct{}{}
+		}
+	}
+	if uint64(len(st.pins)) != nPins {
+		return nil, fmt.Errorf("%w: duplicate pins in snapshot", ErrCorrupt)
+	}
+
+	st.tree = make(map[string]string, size(nPaths))
+	for left := nPaths; left > 0; {
+		kb.reset()
+		n := min(left, batchRecords)
+		for range 2 * n {
+			if _, err := kb.read(s); err != nil {
+				return nil, err
+			}
+		}
+		left -= n
+		keys := kb.strings()
+		for i := range int(n) {
+			st.tree[keys(2*i)] = keys(2*i + 1)
+		}
+	}
+	if uint64(len(st.tree)) != nPaths {
+		return nil, fmt.Errorf("%w: duplicate paths in snapshot", ErrCorrupt)
+	}
+
+	st.dedup = make([]dedupEntry, 0, nDedup)
+	seen := make(map[RequestID]struct{}, nDedup)
+	for range nDedup {
+		var e dedupEntry
+		b, err := s.next(16)
+		if err != nil {
+			return nil, err
+		}
+		copy(e.id[:], b)
+		if e.index, err = s.uvarint(); err != nil {
+			return nil, err
+		}
+		if _, dup := seen[e.id]; dup {
+			return nil, fmt.Errorf("%w: duplicate request id in snapshot", ErrCorrupt)
+		}
+		seen[e.id] = struct{}{}
+		st.dedup = append(st.dedup, e)
+	}
+
+	want = s.sum()
+	sum, err = s.next(4)
+	if err != nil {
+		return nil, err
+	}
+	if binary.LittleEndian.Uint32(sum) != want {
+		return nil, fmt.Errorf("%w: snapshot checksum mismatch", ErrCorrupt)
+	}
+	if s.w != s.r {
+		return nil, fmt.Errorf("%w: bytes after the snapshot's end", ErrCorrupt)
+	}
+	switch {
+	case s.err == nil:
+		var one [1]byte
+		if n, err := io.ReadFull(s.src, one[:]); n > 0 {
+			return nil, fmt.Errorf("%w: bytes after the snapshot's end", ErrCorrupt)
+		} else if !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("consensus: read snapshot: %w", err)
+		}
+	case s.err != io.EOF:
+		return nil, fmt.Errorf("consensus: read snapshot: %w", s.err)
+	}
+	return st, nil
+}
