@@ -164,7 +164,37 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	if err := st.save(o.Dir); err != nil {
 		return st, err
 	}
-	return st, st.waitReady(ctx, o.Ready, nil)
+	if err := st.waitReady(ctx, o.Ready, nil); err != nil {
+		return st, err
+	}
+	return st, st.waitCluster(ctx, o.Ready)
+}
+
+// waitCluster waits until every node is in the raft configuration and
+// knows the leader.
+func (st *State) waitCluster(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		ready := true
+		for _, n := range st.Nodes {
+			cs, err := clusterStatus(n.API)
+			if err != nil || cs.Leader == "" || (cs.Role != "leader" && cs.Role != "voter" && cs.Role != "nonvoter") {
+				ready = false
+				break
+			}
+		}
+		if ready {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the cluster did not form in time (see DIR/nodeI/daemon.log)")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // start runs node n's daemon in its own process group, so it outlives the
@@ -227,6 +257,19 @@ func apiAnswers(addr string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
+func clusterStatus(api string) (*node.ClusterStatus, error) {
+	resp, err := probe.Get("http://" + api + "/api/v0/cluster/status")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", api, resp.Status)
+	}
+	var cs node.ClusterStatus
+	return &cs, json.NewDecoder(resp.Body).Decode(&cs)
+}
+
 // alive reports whether the recorded process still runs.
 func alive(pid int) bool {
 	if pid <= 0 {
@@ -250,11 +293,16 @@ func ours(n *Node) bool {
 
 // NodeStatus is one line of `fungi testnet status`.
 type NodeStatus struct {
-	Index int    `json:"index"`
-	API   string `json:"api"`
-	PID   int    `json:"pid"`
-	Alive bool   `json:"alive"`
-	Path  string `json:"path"`
+	Index  int    `json:"index"`
+	PeerID string `json:"peer_id"`
+	// Role is leader, voter or nonvoter (as the node itself reports), or
+	// "" when it is down or not in the cluster yet.
+	Role   string `json:"role"`
+	Leader string `json:"leader"`
+	API    string `json:"api"`
+	PID    int    `json:"pid"`
+	Alive  bool   `json:"alive"`
+	Path   string `json:"path"`
 }
 
 // Status reports every node of the testnet in dir.
@@ -265,8 +313,19 @@ func Status(dir string) ([]NodeStatus, error) {
 	}
 	out := make([]NodeStatus, len(st.Nodes))
 	for i, n := range st.Nodes {
-		out[i] = NodeStatus{Index: n.Index, API: n.API, PID: n.PID, Path: n.Path,
-			Alive: ours(&n) && apiAnswers(n.API)}
+		ns := NodeStatus{Index: n.Index, API: n.API, PID: n.PID, Path: n.Path}
+		ns.PeerID, _ = node.PeerID(n.Path)
+		if ours(&n) {
+			if cs, err := clusterStatus(n.API); err == nil {
+				ns.Alive = true
+				ns.Leader = cs.Leader
+				switch cs.Role {
+				case "leader", "voter", "nonvoter":
+					ns.Role = cs.Role
+				}
+			}
+		}
+		out[i] = ns
 	}
 	return out, nil
 }

@@ -86,7 +86,11 @@ func runTestnet(args []string) error {
 			if s.Alive {
 				state = "alive"
 			}
-			fmt.Printf("node %d  %-5s  api %s  pid %d\n", s.Index, state, s.API, s.PID)
+			role := s.Role
+			if role == "" {
+				role = "-"
+			}
+			fmt.Printf("node %d  %-5s  %-8s  %s  api %s  pid %d\n", s.Index, state, role, s.PeerID, s.API, s.PID)
 		}
 		return nil
 	case "stop":

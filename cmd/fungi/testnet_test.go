@@ -41,10 +41,21 @@ func TestTestnetLifecycle(t *testing.T) {
 	if len(st) != 3 {
 		t.Fatalf("status: %v", st)
 	}
+	leaders := 0
 	for _, n := range st {
-		if n["alive"] != true || n["api"] == "" || n["index"] == nil {
+		if n["alive"] != true || n["api"] == "" || n["index"] == nil || n["peer_id"] == "" {
 			t.Fatalf("node not alive: %v", n)
 		}
+		switch n["role"] {
+		case "leader":
+			leaders++
+		case "voter", "nonvoter":
+		default:
+			t.Fatalf("node without a role: %v", n)
+		}
+	}
+	if leaders != 1 {
+		t.Fatalf("%d leaders: %v", leaders, st)
 	}
 	// the nodes find each other through the DHT (bootstrapped from node 1)
 	var peers []map[string]any
