@@ -9,11 +9,12 @@ FUZZ      := ./store/resp:FuzzReadCommand ./store/resp:FuzzReadReply ./store/zdb
 
 TESTNET   ?= testnet-data
 
-.PHONY: help build test test-short fuzz bench check deps run testnet testnet-down clean
+.PHONY: help build test test-short fuzz bench check deps run zdb testnet testnet-down clean
 
 help:
 	@echo "make build   build $(BIN)"
-	@echo "make run     build and run a standalone ZDB on :9900 (data in ./zdb-data, ./zdb-index)"
+	@echo "make run     build and run a single-node daemon (repo in \$$FUNGI_PATH, default ~/.fungi; created if missing)"
+	@echo "make zdb     build and run a standalone ZDB on :9900 (data in ./zdb-data, ./zdb-index)"
 	@echo "make test    install test deps, run every test (race detector) and the fuzz targets briefly"
 	@echo "make bench   run the benchmarks and write docs/benchmarks.md"
 	@echo "make check   gofmt, go vet, go mod tidy diff"
@@ -23,6 +24,10 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/fungi
 
 run: build
+	@[ -f "$${FUNGI_PATH:-$$HOME/.fungi}/config.json" ] || ./$(BIN) init
+	./$(BIN) daemon
+
+zdb: build
 	./$(BIN) zdb
 
 testnet: build

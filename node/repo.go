@@ -241,6 +241,9 @@ func OpenRepo(path string, log *slog.Logger) (*Repo, error) {
 
 // PeerID returns the repo's libp2p peer ID.
 func PeerID(path string) (string, error) {
+	if _, err := os.Stat(filepath.Join(path, configFile)); err != nil {
+		return "", fmt.Errorf("%s: %w", path, ErrNoRepo)
+	}
 	priv, err := p2p.LoadOrCreateIdentity(filepath.Join(path, identityFile))
 	if err != nil {
 		return "", err
