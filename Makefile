@@ -3,7 +3,9 @@ GO        ?= go
 BIN       := bin/fungi
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
-FUZZTIME  ?= 10s
+# iterations, not seconds: a wall-clock -fuzztime can end in a spurious
+# "context deadline exceeded" when the deadline hits a minimisation
+FUZZTIME  ?= 30000x
 # package:target pairs run for FUZZTIME each by `make test` (and `make fuzz`)
 FUZZ      := ./store/resp:FuzzReadCommand ./store/resp:FuzzReadReply ./store/zdb:FuzzDecodeRecord ./store/zdb:FuzzDecodeCheckpoint ./fungi:FuzzManifest ./fungi:FuzzParseFragmentHeader ./fungi:FuzzDecode ./fungi:FuzzCodecRoundTrip
 
