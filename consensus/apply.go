@@ -50,8 +50,9 @@ type proposalResult struct {
 }
 
 // Apply commits cmd to the replicated state from any node and returns its
-// Result once it is committed and applied on the leader (and, within ctx,
-// on this node too, so a read here sees the write).
+// Result once it is committed and applied on the leader (and, normally,
+// on this node too: Apply waits up to two heartbeat timeouts for that, so
+// a read here sees the write; WaitApplied(ctx, res.Index) makes sure).
 //
 // On the leader the command is proposed to raft; on a follower it is
 // forwarded to the leader over ForwardProtocol. Concurrent Applys are
@@ -88,7 +89,11 @@ func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
 	select {
 	case r := <-p.done:
 		if r.err == nil {
-			n.WaitApplied(ctx, r.res.Index) // best effort: committed either way
+			// Best effort, briefly: the write is committed either way, and a
+			// node far behind must not hold its writers back.
+			wctx, cancel := context.WithTimeout(ctx, 2*n.cfg.HeartbeatTimeout)
+			n.WaitApplied(wctx, r.res.Index)
+			cancel()
 		}
 		return r.res, r.err
 	case <-ctx.Done():

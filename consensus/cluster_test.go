@@ -288,6 +288,17 @@ func TestClusterOfThree(t *testing.T) {
 			t.Errorf("node %d does not see its own write at index %d", i, res.Index)
 		}
 	}
+	// A retry of an applied write, through another node, is recognised.
+	cmd := AddUsage(l.h.ID().String(), 7)
+	cmd.RequestID = NewRequestID()
+	first := apply(t, c.nodes[1].n, cmd)
+	again := apply(t, c.nodes[2].n, cmd)
+	if first.Duplicate || !again.Duplicate || again.Index != first.Index {
+		t.Fatalf("first %+v, retry %+v", first, again)
+	}
+	if m, _ := l.n.FSM().Member(l.h.ID().String()); m.Used != 7 {
+		t.Fatalf("usage %d: the retry was applied", m.Used)
+	}
 	c.converge()
 	// Every member is recorded, with its suffrage.
 	waitFor(t, 5*time.Second, "Member.Voter recorded", func() bool {
@@ -299,6 +310,46 @@ func TestClusterOfThree(t *testing.T) {
 		}
 		return len(ms) == 3
 	})
+}
+
+// A single node works alone and restarts from its Dir.
+func TestSingleNodeRestart(t *testing.T) {
+	tn := newTestNode(t, t.TempDir(), 0, func(cfg *Config) {
+		cfg.SnapshotThreshold = 16
+		cfg.SnapshotInterval = 20 * time.Millisecond
+		cfg.TrailingLogs = 4
+	})
+	defer tn.crash()
+	if err := tn.n.Bootstrap(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		apply(t, tn.n, Link(fmt.Sprintf("/f%d", i), "c"))
+	}
+	if err := tn.n.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, tn.n, Link("/after-snapshot", "c"))
+	want := tn.n.FSM().Stats()
+	tn.stop()
+	tn.start(t)
+	if err := tn.n.Bootstrap(); err != nil { // a no-op now
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "leader again", tn.n.IsLeader)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tn.n.WaitApplied(ctx, want.AppliedIndex); err != nil {
+		t.Fatal(err)
+	}
+	got := tn.n.FSM().Stats()
+	if got.Paths != 101 || got.Members != 1 || got.Commands < want.Commands {
+		t.Fatalf("after restart %+v, before %+v", got, want)
+	}
+	st := tn.n.Status()
+	if st.Role != RoleLeader || len(st.Voters) != 1 || st.AppliedIndex < want.AppliedIndex {
+		t.Fatalf("status %+v", st)
+	}
 }
 
 func TestFiveNodesThreeVoters(t *testing.T) {
@@ -412,8 +463,8 @@ func TestLeaderCrashDuringWrites(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	c.converge()
-	t.Logf("leader killed after %d acked writes; new leader in %v; %d acked in all, %d retries, %d unknown outcomes",
-		before, elected.Round(time.Millisecond), nacked.Load(), retries.Load(), unknowns.Load())
+	t.Logf("leader killed after %d acked writes; new leader in %v; %d acked in all, %d retries, %d unknown outcomes, %d duplicates recognised",
+		before, elected.Round(time.Millisecond), nacked.Load(), retries.Load(), unknowns.Load(), l.n.FSM().Stats().Duplicates)
 	if nacked.Load() <= before {
 		t.Fatal("no write acknowledged after the leader died")
 	}
@@ -430,7 +481,6 @@ func TestLeaderCrashDuringWrites(t *testing.T) {
 			t.Fatalf("node %s: counter %d != %d manifests: a write was applied twice or half", tn.h.ID(), m.Used, s.Manifests)
 		}
 	}
-	_ = l
 }
 
 func TestRestartCatchesUp(t *testing.T) {
@@ -458,8 +508,15 @@ func TestRestartCatchesUp(t *testing.T) {
 				if err := l.n.Snapshot(); err != nil {
 					t.Fatal(err)
 				}
-				first, _ := l.n.raft.Stats()["last_snapshot_index"], 0
-				t.Logf("leader snapshot at index %s; victim stopped at %d", first, victim.n.FSM().AppliedIndex())
+				first, err := l.n.store.FirstIndex()
+				if err != nil {
+					t.Fatal(err)
+				}
+				stopped := victim.n.FSM().AppliedIndex()
+				if first <= stopped+1 {
+					t.Fatalf("log not compacted past the stopped node: first index %d, node at %d", first, stopped)
+				}
+				t.Logf("leader's log starts at %d, the stopped node is at %d: it must install a snapshot", first, stopped)
 			}
 			victim.start(t)
 			// The node layer would dial its bootstrap peers; so do we.
@@ -595,4 +652,35 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%+v validated", bad)
 		}
 	}
+}
+
+// Removing the leader itself: it steps down, the others elect a leader, and
+// nobody readmits it.
+func TestRemoveLeader(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	old := c.leader()
+	id := old.h.ID().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := old.n.Remove(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	var l *testNode
+	waitFor(t, 10*time.Second, "a new leader without the removed node", func() bool {
+		for _, tn := range c.nodes {
+			if tn != old && tn.n.IsLeader() {
+				l = tn
+				st := tn.n.Status()
+				return len(st.Voters)+len(st.Nonvoters) == 2 && !contains(st.Voters, id)
+			}
+		}
+		return false
+	})
+	apply(t, l.n, Pin("after-removal"))
+	time.Sleep(500 * time.Millisecond) // a few policy rounds
+	if st := l.n.Status(); len(st.Voters)+len(st.Nonvoters) != 2 || l.n.FSM().IsMember(id) {
+		t.Fatalf("removed leader came back: %+v", st)
+	}
+	old.crash()
+	c.converge()
 }

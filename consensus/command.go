@@ -142,7 +142,7 @@ func Batch(cmds ...Command) Command { return Command{Op: OpBatch, Batch: cmds} }
 // ErrInvalidCommand is wrapped by every error about a malformed command.
 // Such a write is refused before anything is proposed, and retrying it
 // cannot help.
-var ErrInvalidCommand = errors.New("invalid command")
+var ErrInvalidCommand = errors.New("consensus: invalid command")
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidCommand, fmt.Sprintf(format, args...))
@@ -338,7 +338,7 @@ func (c *Command) append(b []byte) []byte {
 
 // ErrCorrupt is wrapped by every decoding error (log entries, forwarded
 // requests, snapshots).
-var ErrCorrupt = errors.New("corrupt encoding")
+var ErrCorrupt = errors.New("consensus: corrupt encoding")
 
 type decoder struct {
 	b   []byte

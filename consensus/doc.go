@@ -36,8 +36,10 @@
 // count is caught before it sizes a map) and a CRC-32C trailer; Restore
 // builds the new state aside and swaps it in only if everything checks
 // out. Measured on this 2-core machine (TestSnapshotMillion,
-// BenchmarkSnapshot10M; 64-byte manifests, 59-byte CIDs): 1M manifests
-// persist in ~0.13 s and restore in ~0.5-0.8 s, 132 bytes per entry.
+// BenchmarkSnapshot10M; 64-byte manifests, 59-byte CIDs; 132 snapshot
+// bytes and ~230 heap bytes per entry): 1M manifests persist in ~0.14 s
+// and restore in ~0.4-0.8 s; 10M persist in 2.4 s and restore in 11 s,
+// most of it garbage collection of the growing maps (4.6 s with GOGC=400).
 //
 // # Writes
 //
@@ -53,8 +55,8 @@
 // (nothing proposed) or an *ApplyError carrying the last leader tried, the
 // cause, and whether the write may still commit (Unknown; retrying the
 // same Command is then safe thanks to its RequestID). Apply returns after
-// the write is applied on the leader and, within the context, on the
-// calling node, so a node reads its own writes.
+// the write is applied on the leader and (waiting up to two heartbeat
+// timeouts) on the calling node, so a node reads its own writes.
 //
 // # Access control
 //
@@ -82,7 +84,8 @@
 // membership change, after a Barrier once per term (so it acts on an FSM
 // that reflects every committed change):
 //
-//  1. it admits itself as a member when it is not one (the first leader);
+//  1. it admits itself as a member when there are none (the first leader
+//     of a new cluster);
 //  2. a raft server that is no longer a member is removed from raft
 //     (Remove commits RemoveMember from any node; the leader does the rest);
 //  3. a member missing from raft is added as a non-voter;
@@ -105,9 +108,11 @@
 // # Timing
 //
 // Defaults (HeartbeatTimeout = ElectionTimeout = 500 ms, leader lease 250
-// ms) elect a new leader about 1-2 s after the leader dies on a LAN
-// (BenchmarkElection); Close hands leadership over first, so a clean
-// shutdown costs one round trip instead of an election.
+// ms) elect a new leader ~1.0 s (0.75-1.2 s) after the leader dies on
+// loopback (BenchmarkElection); Close hands leadership over first, so a
+// clean shutdown costs one round trip instead of an election. Batched
+// commits reach ~39,000/s forwarded from a non-voter of a 5-node cluster
+// and ~57,000/s on the leader; unbatched, ~1,400/s (BenchmarkCommit).
 //
 // # Usage
 //

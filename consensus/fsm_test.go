@@ -508,11 +508,17 @@ func fillManifests(tb testing.TB, f *FSM, n, size int) {
 }
 
 func snapshotRoundTrip(tb testing.TB, n int) {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	heap0 := ms.HeapAlloc
 	f := NewFSM()
 	start := time.Now()
 	fillManifests(tb, f, n, 64)
 	fill := time.Since(start)
 	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	heap := ms.HeapAlloc - heap0
 
 	start = time.Now()
 	snap, err := f.Snapshot()
@@ -539,13 +545,14 @@ func snapshotRoundTrip(tb testing.TB, n int) {
 	if g.Stats() != f.Stats() {
 		tb.Fatalf("stats differ after restore: %+v vs %+v", g.Stats(), f.Stats())
 	}
-	tb.Logf("%d manifests (64 B each): fill %v, freeze %v, persist %v (%.0f MB/s), restore %v (%.0f MB/s), snapshot %d bytes (%.1f B/entry)",
-		n, fill.Round(time.Millisecond), freeze, persist.Round(time.Millisecond), float64(size)/persist.Seconds()/1e6,
+	tb.Logf("%d manifests (64 B each): FSM heap %d MB (%.0f B/entry), fill %v, freeze %v, persist %v (%.0f MB/s), restore %v (%.0f MB/s), snapshot %d bytes (%.1f B/entry)",
+		n, heap>>20, float64(heap)/float64(n), fill.Round(time.Millisecond), freeze, persist.Round(time.Millisecond), float64(size)/persist.Seconds()/1e6,
 		restore.Round(time.Millisecond), float64(size)/restore.Seconds()/1e6, size, float64(size)/float64(n))
 	if b, ok := tb.(*testing.B); ok {
 		b.ReportMetric(persist.Seconds(), "persist-s")
 		b.ReportMetric(restore.Seconds(), "restore-s")
 		b.ReportMetric(float64(size), "snapshot-bytes")
+		b.ReportMetric(float64(heap)/float64(n), "heap-B/entry")
 	}
 }
 

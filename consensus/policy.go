@@ -104,7 +104,8 @@ func (n *Node) learnAddrs(p peer.ID) {
 // lead runs the leader's side of the policy, in order:
 //  1. wait (once per term) for a Barrier, so the FSM reflects every
 //     committed membership change before it is acted upon;
-//  2. admit this node as a member if it is not one (the first leader);
+//  2. admit this node as a member if there are none (the first leader;
+//     a leader that was Removed must not readmit itself);
 //  3. remove from raft every server that is no longer a member;
 //  4. add every member missing from raft as a non-voter;
 //  5. demote voters unheard-of for DeadVoterGrace when a healthy
@@ -123,7 +124,7 @@ func (n *Node) lead(st *policyState) {
 		}
 		st.term, st.since = term, time.Now()
 	}
-	if !n.fsm.IsMember(self) {
+	if n.fsm.Stats().Members == 0 { // the first leader of a new cluster
 		m := Member{ID: self, Addrs: hostAddrs(n.h), Joined: time.Now(), Voter: true}
 		if _, err := n.Apply(ctx, PutMember(m)); err != nil {
 			n.log.Warn("policy: admit self", "err", err)
