@@ -22,15 +22,12 @@ func runAdd(args []string) error {
 	profile := fs.String("profile", "", "UnixFS profile: unixfs-v1-2025 (default) or kubo-v1-default")
 	hidden := fs.Bool("hidden", false, "include files and directories whose names start with '.'")
 	coding := fs.String("ec", "", "erasure coding K/M for this add (default: the repo's)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: fungi add [--only-hash] [-q] [--profile P] [--ec K/M] [--hidden] PATH\n\n"+
-			"Adds a file or directory tree to the repo and prints its IPFS CID: the CID Kubo\n"+
-			"computes with the same profile (unixfs-v1-2025 = ipfs add --cid-version 1\n"+
-			"--chunker size-1048576 --raw-leaves --max-file-links 1024). Blocks are compressed,\n"+
-			"encrypted and erasure-coded into fragments. --only-hash stores nothing and needs\n"+
-			"no repo.\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "usage: fungi add [--only-hash] [-q] [--profile P] [--ec K/M] [--hidden] PATH\n\n"+
+		"Adds a file or directory tree to the repo and prints its IPFS CID: the CID Kubo\n"+
+		"computes with the same profile (unixfs-v1-2025 = ipfs add --cid-version 1\n"+
+		"--chunker size-1048576 --raw-leaves --max-file-links 1024). Blocks are compressed,\n"+
+		"encrypted and erasure-coded into fragments. --only-hash stores nothing and needs\n"+
+		"no repo.\n\nflags:\n")
 	paths, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err

@@ -20,12 +20,9 @@ func runBench(args []string) error {
 	cores := fs.Int("cores", 1, "cores to use (blocks coded in parallel)")
 	dur := fs.Duration("time", 2*time.Second, "duration of each phase")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: fungi bench codec [--size BYTES] [--ec K/M] [--cores N] [--json]\n\n"+
-			"Measures the per-block encode and decode pipelines on this machine, on\n"+
-			"incompressible data (MB = 10^6 bytes of content per second).\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "usage: fungi bench codec [--size BYTES] [--ec K/M] [--cores N] [--json]\n\n"+
+		"Measures the per-block encode and decode pipelines on this machine, on\n"+
+		"incompressible data (MB = 10^6 bytes of content per second).\n\nflags:\n")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}

@@ -30,12 +30,9 @@ func runInit(args []string) error {
 	secret := fs.String("secret", "", "cluster secret, hex (default: a new random one)")
 	listen := fs.String("listen", "", "p2p listen multiaddrs, comma-separated (default TCP and QUIC on port 4001)")
 	bootstrap := fs.String("bootstrap", "", "multiaddrs (with /p2p/ID) of cluster peers, comma-separated")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: fungi init [--profile P] [--ec K/M] [--secret HEX]\n\n"+
-			"Creates the repo in $FUNGI_PATH (default ~/.fungi): config.json, the cluster\n"+
-			"secret and the embedded ZDB.\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "usage: fungi init [--profile P] [--ec K/M] [--secret HEX]\n\n"+
+		"Creates the repo in $FUNGI_PATH (default ~/.fungi): config.json, the cluster\n"+
+		"secret and the embedded ZDB.\n\nflags:\n")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -118,10 +115,7 @@ func runCat(args []string) error {
 	api := apiFlag(fs)
 	offset := fs.Int64("offset", 0, "start at this byte")
 	length := fs.Int64("length", -1, "read at most this many bytes (-1: to the end)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: fungi cat [--offset N] [--length N] CID\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "usage: fungi cat [--offset N] [--length N] CID\n\nflags:\n")
 	c, err := parseCIDArgs(fs, args)
 	if err != nil {
 		return err
@@ -150,10 +144,7 @@ func runGet(args []string) error {
 	api := apiFlag(fs)
 	out := fs.String("o", "", "output path (must not exist; default: the CID)")
 	quiet := fs.Bool("q", false, "no progress")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: fungi get CID [-o PATH]\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "usage: fungi get CID [-o PATH]\n\nflags:\n")
 	c, err := parseCIDArgs(fs, args)
 	if err != nil {
 		return err
@@ -252,12 +243,9 @@ func runStat(args []string) error {
 	api := apiFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	verify := fs.Bool("verify", false, "fetch and verify every fragment (default: ask whether it is there)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: fungi stat [--verify] [--json] CID\n\n"+
-			"Shows how an object is stored: size, coding, the holders of its fragments,\n"+
-			"how many fragments and nodes it can still lose, and unreachable holders.\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "usage: fungi stat [--verify] [--json] CID\n\n"+
+		"Shows how an object is stored: size, coding, the holders of its fragments,\n"+
+		"how many fragments and nodes it can still lose, and unreachable holders.\n\nflags:\n")
 	c, err := parseCIDArgs(fs, args)
 	if err != nil {
 		return err

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/fungistor/fungistor/node"
 )
 
@@ -10,13 +8,10 @@ func runDaemon(args []string) error {
 	fs := newFlagSet("fungi daemon")
 	api := fs.String("api", "", "HTTP API address host:port (default: the config's, 127.0.0.1:5980)")
 	verbose := fs.Bool("verbose", false, "debug logging")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: fungi daemon [--api ADDR]\n\n"+
-			"Runs the node on the repo in $FUNGI_PATH (default ~/.fungi) until SIGINT or\n"+
-			"SIGTERM: the embedded ZDB, the HTTP API and Prometheus metrics at /metrics.\n"+
-			"Other fungi commands find it through $FUNGI_PATH/api.\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "usage: fungi daemon [--api ADDR]\n\n"+
+		"Runs the node on the repo in $FUNGI_PATH (default ~/.fungi) until SIGINT or\n"+
+		"SIGTERM: the embedded ZDB, the HTTP API and Prometheus metrics at /metrics.\n"+
+		"Other fungi commands find it through $FUNGI_PATH/api.\n\nflags:\n")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -106,6 +106,14 @@ func newFlagSet(name string) *flag.FlagSet {
 	return fs
 }
 
+// setUsage makes -help print text, then the flags.
+func setUsage(fs *flag.FlagSet, text string) {
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), text)
+		fs.PrintDefaults()
+	}
+}
+
 // parseFlags parses args and turns flag errors into usage errors; the flag
 // package has already printed the usage for -help.
 func parseFlags(fs *flag.FlagSet, args []string) error {

@@ -93,12 +93,9 @@ func runZDB(args []string) error {
 	fs := newFlagSet("fungi zdb")
 	var f zdbFlags
 	f.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: fungi zdb [flags]          a 0-db compatible server (drop-in for zdb)\n"+
-			"       fungi zdb check [flags]    verify every record's checksum (--repair cuts a torn tail)\n"+
-			"       fungi zdb compact [flags]  rewrite namespaces without dead records\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "usage: fungi zdb [flags]          a 0-db compatible server (drop-in for zdb)\n"+
+		"       fungi zdb check [flags]    verify every record's checksum (--repair cuts a torn tail)\n"+
+		"       fungi zdb compact [flags]  rewrite namespaces without dead records\n\nflags:\n")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -147,12 +144,9 @@ func offlineFlags(name string) (*flag.FlagSet, *zdbFlags, *bool, *bool) {
 func runZDBCheck(args []string) error {
 	fs, f, asJSON, quiet := offlineFlags("fungi zdb check")
 	repair := fs.Bool("repair", false, "cut a torn tail off the last data file of each namespace")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: fungi zdb check [--data DIR] [--index DIR] [--repair] [--json]\n\n"+
-			"Verifies both checksums of every record; the server must be stopped.\n"+
-			"Exits 0 when all is sound (or repaired), 1 when damage remains.\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "usage: fungi zdb check [--data DIR] [--index DIR] [--repair] [--json]\n\n"+
+		"Verifies both checksums of every record; the server must be stopped.\n"+
+		"Exits 0 when all is sound (or repaired), 1 when damage remains.\n\nflags:\n")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -200,13 +194,10 @@ func runZDBCheck(args []string) error {
 func runZDBCompact(args []string) error {
 	fs, f, asJSON, quiet := offlineFlags("fungi zdb compact")
 	nsName := fs.String("namespace", "", "namespace to compact (default: all)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: fungi zdb compact [--data DIR] [--index DIR] [--namespace NS] [--json]\n\n"+
-			"Rewrites namespaces keeping only the latest version of each live key\n"+
-			"(history is dropped). Crash-safe: an interrupted compaction leaves the\n"+
-			"old or the new files whole. The server must be stopped.\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "usage: fungi zdb compact [--data DIR] [--index DIR] [--namespace NS] [--json]\n\n"+
+		"Rewrites namespaces keeping only the latest version of each live key\n"+
+		"(history is dropped). Crash-safe: an interrupted compaction leaves the\n"+
+		"old or the new files whole. The server must be stopped.\n\nflags:\n")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
