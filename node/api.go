@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 
 	"github.com/ipfs/boxo/files"
-	ft "github.com/ipfs/boxo/ipld/unixfs"
-	uio "github.com/ipfs/boxo/ipld/unixfs/io"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/prometheus/client_golang/prometheus"
@@ -383,38 +381,19 @@ func (cw countingWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// writeTar streams nd as a tar archive rooted at name.
 func writeTar(ctx context.Context, tw *tar.Writer, dag ipld.DAGService, nd ipld.Node, name string) error {
-	if isDir(nd) {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o755}); err != nil {
+	return walkObject(ctx, dag, nd, name, func(e objectEntry) error {
+		switch {
+		case e.Dir:
+			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: e.Path + "/", Mode: 0o755})
+		case e.File == nil:
+			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: e.Path, Linkname: e.Target, Mode: 0o777})
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: e.Path, Mode: 0o644, Size: int64(e.File.Size())}); err != nil {
 			return err
 		}
-		dir, err := uio.NewDirectoryFromNode(dag, nd)
-		if err != nil {
-			return err
-		}
-		return dir.ForEachLink(ctx, func(l *ipld.Link) error {
-			if !validName(l.Name) {
-				return fmt.Errorf("refusing unsafe name %q in directory %s", l.Name, nd.Cid())
-			}
-			child, err := dag.Get(ctx, l.Cid)
-			if err != nil {
-				return err
-			}
-			return writeTar(ctx, tw, dag, child, name+"/"+l.Name)
-		})
-	}
-	if nd.Cid().Prefix().Codec != cid.Raw {
-		if fsn, err := ft.ExtractFSNode(nd); err == nil && fsn.Type() == ft.TSymlink {
-			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: string(fsn.Data()), Mode: 0o777})
-		}
-	}
-	rd, err := uio.NewDagReader(ctx, nd, dag)
-	if err != nil {
+		_, err := io.Copy(tw, e.File)
 		return err
-	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(rd.Size())}); err != nil {
-		return err
-	}
-	_, err = io.Copy(tw, rd)
-	return err
+	})
 }

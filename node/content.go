@@ -359,9 +359,20 @@ func (r *Repo) Get(ctx context.Context, c cid.Cid, out string, progress func(int
 	return writeNode(ctx, dag, nd, out, progress)
 }
 
-func writeNode(ctx context.Context, dag ipld.DAGService, nd ipld.Node, out string, progress func(int64)) error {
+// objectEntry is one item of an object walked by walkObject: a directory,
+// a symlink (Target set) or a file (File set).
+type objectEntry struct {
+	Path   string // slash-separated, starting with the walk's root name
+	Dir    bool
+	Target string
+	File   uio.DagReader
+}
+
+// walkObject visits nd and, for a directory, everything below it, parents
+// before children. Names that would escape the tree are refused.
+func walkObject(ctx context.Context, dag ipld.DAGService, nd ipld.Node, path string, visit func(objectEntry) error) error {
 	if isDir(nd) {
-		if err := os.Mkdir(out, 0o755); err != nil {
+		if err := visit(objectEntry{Path: path, Dir: true}); err != nil {
 			return err
 		}
 		dir, err := uio.NewDirectoryFromNode(dag, nd)
@@ -376,34 +387,48 @@ func writeNode(ctx context.Context, dag ipld.DAGService, nd ipld.Node, out strin
 			if err != nil {
 				return err
 			}
-			return writeNode(ctx, dag, child, filepath.Join(out, l.Name), progress)
+			return walkObject(ctx, dag, child, path+"/"+l.Name, visit)
 		})
 	}
 	if nd.Cid().Prefix().Codec != cid.Raw {
 		if fsn, err := ft.ExtractFSNode(nd); err == nil && fsn.Type() == ft.TSymlink {
-			return os.Symlink(string(fsn.Data()), out)
+			return visit(objectEntry{Path: path, Target: string(fsn.Data())})
 		}
 	}
 	rd, err := uio.NewDagReader(ctx, nd, dag)
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
+	return visit(objectEntry{Path: path, File: rd})
+}
+
+// writeNode saves nd at out on the local filesystem.
+func writeNode(ctx context.Context, dag ipld.DAGService, nd ipld.Node, out string, progress func(int64)) error {
+	return walkObject(ctx, dag, nd, filepath.ToSlash(out), func(e objectEntry) error {
+		path := filepath.FromSlash(e.Path)
+		switch {
+		case e.Dir:
+			return os.Mkdir(path, 0o755)
+		case e.File == nil:
+			return os.Symlink(e.Target, path)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return err
+		}
+		var w io.Writer = f
+		if progress != nil {
+			w = progressWriter{w: f, fn: progress}
+		}
+		_, err = io.Copy(w, e.File)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+		}
 		return err
-	}
-	var w io.Writer = f
-	if progress != nil {
-		w = progressWriter{w: f, fn: progress}
-	}
-	_, err = io.Copy(w, rd)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(out)
-	}
-	return err
+	})
 }
 
 // validName refuses directory entries that would escape the output
