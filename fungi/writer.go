@@ -29,8 +29,11 @@ type Writer struct {
 	sem    chan struct{}
 	wg     sync.WaitGroup
 
+	// inner keeps the inner nodes (the importer reads directories back);
+	// its Get, GetMany, Remove and RemoveMany serve the DAGService
+	*MemDAG
+
 	mu     sync.Mutex
-	nodes  map[cid.Cid]blocks.Block
 	seen   map[cid.Cid]bool
 	err    error
 	size   uint64
@@ -51,7 +54,7 @@ func NewWriter(ctx context.Context, codec *Codec, c Coding, place Placement, par
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	return &Writer{codec: codec, coding: c, place: place, ctx: ctx, cancel: cancel,
-		sem: make(chan struct{}, parallel), nodes: map[cid.Cid]blocks.Block{}, seen: map[cid.Cid]bool{}}
+		sem: make(chan struct{}, parallel), MemDAG: NewMemDAG(false), seen: map[cid.Cid]bool{}}
 }
 
 // Add takes one node of the import.
@@ -61,14 +64,7 @@ func (w *Writer) Add(ctx context.Context, nd ipld.Node) error {
 	}
 	c := nd.Cid()
 	if c.Prefix().Codec != cid.Raw {
-		blk, err := blocks.NewBlockWithCid(nd.RawData(), c)
-		if err != nil {
-			return err
-		}
-		w.mu.Lock()
-		w.nodes[c] = blk
-		w.mu.Unlock()
-		return nil
+		return w.MemDAG.Add(ctx, nd)
 	}
 	data := nd.RawData()
 	w.mu.Lock()
@@ -158,44 +154,6 @@ func (w *Writer) AddMany(ctx context.Context, nds []ipld.Node) error {
 	return nil
 }
 
-// Get returns an inner node added so far (directory building reads them).
-func (w *Writer) Get(_ context.Context, c cid.Cid) (ipld.Node, error) {
-	w.mu.Lock()
-	blk, ok := w.nodes[c]
-	w.mu.Unlock()
-	if !ok {
-		return nil, ipld.ErrNotFound{Cid: c}
-	}
-	return decodeNode(blk)
-}
-
-// GetMany returns inner nodes added so far.
-func (w *Writer) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
-	out := make(chan *ipld.NodeOption, len(cs))
-	for _, c := range cs {
-		nd, err := w.Get(ctx, c)
-		out <- &ipld.NodeOption{Node: nd, Err: err}
-	}
-	close(out)
-	return out
-}
-
-// Remove drops an inner node (directory building replaces nodes).
-func (w *Writer) Remove(_ context.Context, c cid.Cid) error {
-	w.mu.Lock()
-	delete(w.nodes, c)
-	w.mu.Unlock()
-	return nil
-}
-
-// RemoveMany drops inner nodes.
-func (w *Writer) RemoveMany(ctx context.Context, cs []cid.Cid) error {
-	for _, c := range cs {
-		w.Remove(ctx, c)
-	}
-	return nil
-}
-
 // Finish waits for every leaf and returns the manifest of root: the inner
 // nodes reachable from it (intermediate directory versions the importer
 // replaced are dropped).
@@ -220,15 +178,11 @@ func (w *Writer) Finish(root cid.Cid) (*Manifest, error) {
 		if _, done := m.Nodes[c]; done {
 			return nil
 		}
-		blk, ok := w.nodes[c]
-		if !ok {
+		nd, err := w.MemDAG.Get(w.ctx, c)
+		if err != nil {
 			return fmt.Errorf("import lost node %s", c)
 		}
-		m.Nodes[c] = blk
-		nd, err := decodeNode(blk)
-		if err != nil {
-			return err
-		}
+		m.Nodes[c] = nd
 		for _, l := range nd.Links() {
 			if err := walk(l.Cid); err != nil {
 				return err
