@@ -684,3 +684,39 @@ func TestRemoveLeader(t *testing.T) {
 	old.crash()
 	c.converge()
 }
+
+// TestLeave: a follower and then the leader leave a five-node cluster; the
+// three left keep three voters and a working log, and neither leaver is
+// readmitted.
+func TestLeave(t *testing.T) {
+	c := newCluster(t, 5, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	first := c.followers()[0]
+	if err := first.n.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first.crash()
+	old := c.leader()
+	if err := old.n.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old.crash()
+	gone := []string{first.h.ID().String(), old.h.ID().String()}
+	l := c.leader()
+	waitFor(t, 15*time.Second, "three voters without the leavers", func() bool {
+		st := l.n.Status()
+		return len(st.Voters) == 3 && len(st.Nonvoters) == 0 && !contains(st.Voters, gone[0]) && !contains(st.Voters, gone[1])
+	})
+	apply(t, l.n, Pin("after-leave"))
+	c.converge()
+	for _, tn := range c.up() {
+		if s := tn.n.FSM().Stats(); s.Members != 3 {
+			t.Fatalf("members = %d", s.Members)
+		}
+	}
+	alone := newCluster(t, 1, nil)
+	if err := alone.nodes[0].n.Leave(ctx); !errors.Is(err, ErrAlone) {
+		t.Fatalf("leave of a lone node: %v", err)
+	}
+}

@@ -61,6 +61,11 @@ type Stats struct {
 	Commands      uint64 // commands applied (duplicates not counted)
 	Duplicates    uint64 // retried commands recognised and skipped
 	DedupEntries  int
+	// Ops counts the operations applied, by name (a Batch counts once as
+	// "batch" and once per command in it). A retried write recognised by
+	// its RequestID is not counted again, so e.g. Ops["put-manifest"]
+	// equals Manifests while no manifest is overwritten or deleted.
+	Ops map[string]uint64
 }
 
 type manifestRec struct {
@@ -96,6 +101,7 @@ type FSM struct {
 	head int
 
 	applied, commands, duplicates uint64
+	ops                           [opCount]uint64
 
 	frozen bool   // a snapshot owns the cowMaps' base maps
 	gen    uint64 // bumped by Restore; a stale snapshot must not thaw
@@ -209,6 +215,7 @@ func (f *FSM) applyOne(c *Command, index uint64) outcome {
 		return outcome{err: err}
 	}
 	if c.Op == OpBatch {
+		f.ops[OpBatch]++
 		for i := range c.Batch {
 			f.mutate(&c.Batch[i])
 		}
@@ -236,6 +243,7 @@ func (f *FSM) remember(id RequestID, index uint64) {
 
 // mutate applies one validated, non-batch command. It cannot fail.
 func (f *FSM) mutate(c *Command) {
+	f.ops[c.Op]++
 	switch c.Op {
 	case OpPutMember:
 		m := c.Member
@@ -395,7 +403,18 @@ func (f *FSM) Stats() Stats {
 		Commands:      f.commands,
 		Duplicates:    f.duplicates,
 		DedupEntries:  len(f.ring),
+		Ops:           f.opsMap(),
 	}
+}
+
+func (f *FSM) opsMap() map[string]uint64 {
+	m := make(map[string]uint64)
+	for op, n := range f.ops {
+		if n > 0 {
+			m[Op(op).String()] = n
+		}
+	}
+	return m
 }
 
 // AppliedIndex is the index of the last log entry applied here.
@@ -429,6 +448,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	st := &snapState{
 		applied:       f.applied,
 		commands:      f.commands,
+		ops:           f.ops,
 		duplicates:    f.duplicates,
 		manifestBytes: f.manifestBytes,
 		members:       maps.Clone(f.members),
@@ -494,6 +514,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.tree = cowMap[string]{base: st.tree}
 	f.manifestBytes = st.manifestBytes
 	f.applied, f.commands, f.duplicates = st.applied, st.commands, st.duplicates
+	f.ops = st.ops
 	f.seen = make(map[RequestID]uint64, len(st.dedup))
 	f.ring = make([]dedupEntry, 0, min(len(st.dedup)+1024, DedupWindow))
 	f.head = 0

@@ -144,6 +144,9 @@ func TestFSMDedup(t *testing.T) {
 	if m, _ := f.Member("p"); m.Used != 10 {
 		t.Fatalf("used = %d: applied twice", m.Used)
 	}
+	if ops := f.Stats().Ops; ops["add-usage"] != 1 || ops["put-member"] != 1 {
+		t.Fatalf("ops = %v", ops)
+	}
 	// Without a RequestID nothing is deduplicated.
 	add.RequestID = RequestID{}
 	applyCmds(t, f, 4, add, add)
@@ -351,7 +354,7 @@ func diffFSM(a, b *FSM, withIndex bool) error {
 	if !withIndex {
 		sa.AppliedIndex, sb.AppliedIndex = 0, 0
 	}
-	if sa != sb {
+	if !reflect.DeepEqual(sa, sb) {
 		return fmt.Errorf("stats differ:\n%+v\n%+v", sa, sb)
 	}
 	if ma, mb := a.Members(), b.Members(); !reflect.DeepEqual(ma, mb) {
@@ -400,6 +403,9 @@ func TestSnapshotRoundTripSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	fsmEqual(t, f, g)
+	if ops := g.Stats().Ops; ops["batch"] != 100 || ops["put-manifest"] != 100 || ops["link"] != 100 {
+		t.Fatalf("op counts after restore: %v", ops)
+	}
 	// A dedup entry survives the snapshot.
 	for id, idx := range f.seen {
 		if g.seen[id] != idx {
@@ -542,7 +548,7 @@ func snapshotRoundTrip(tb testing.TB, n int) {
 		tb.Fatal(err)
 	}
 	restore := time.Since(start)
-	if g.Stats() != f.Stats() {
+	if !reflect.DeepEqual(g.Stats(), f.Stats()) {
 		tb.Fatalf("stats differ after restore: %+v vs %+v", g.Stats(), f.Stats())
 	}
 	tb.Logf("%d manifests (64 B each): FSM heap %d MB (%.0f B/entry), fill %v, freeze %v, persist %v (%.0f MB/s), restore %v (%.0f MB/s), snapshot %d bytes (%.1f B/entry)",

@@ -231,7 +231,14 @@ func (n *Node) handleJoin(s network.Stream) {
 		m = Member{ID: remote.String(), Joined: time.Now()}
 	}
 	m.Addrs = addrs
-	if _, err := n.Apply(ctx, PutMember(m)); err != nil {
+	admit := PutMember(m)
+	if n.fsm.Stats().Members == 0 {
+		// the founder of a new cluster, admitting its first peer before
+		// its own policy admitted it: admit both at once
+		self := Member{ID: n.cfg.LocalID, Addrs: hostAddrs(n.h), Joined: time.Now(), Voter: true}
+		admit = Batch(PutMember(self), admit)
+	}
+	if _, err := n.Apply(ctx, admit); err != nil {
 		n.log.Warn("join: could not commit the new member", "peer", remote, "err", err)
 		s.Write(appendStr([]byte{2}, err.Error()))
 		return

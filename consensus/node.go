@@ -329,6 +329,7 @@ func New(cfg Config, h host.Host) (*Node, error) {
 
 	h.SetStreamHandler(ForwardProtocol, n.handleForward)
 	h.SetStreamHandler(JoinProtocol, n.handleJoin)
+	h.SetStreamHandler(StatusProtocol, n.handleStatus)
 	for range proposers {
 		n.wg.Add(1)
 		go n.proposer()
@@ -419,6 +420,7 @@ func (n *Node) shutdown(transfer bool) error {
 	n.closeOnce.Do(func() {
 		n.h.RemoveStreamHandler(ForwardProtocol)
 		n.h.RemoveStreamHandler(JoinProtocol)
+		n.h.RemoveStreamHandler(StatusProtocol)
 		if transfer && n.raft.State() == raft.Leader && n.hasOtherVoter() {
 			if err := n.raft.LeadershipTransfer().Error(); err != nil {
 				n.log.Debug("leadership transfer on close", "err", err)
@@ -680,4 +682,58 @@ func (n *Node) changeTimeout(ctx context.Context) time.Duration {
 		return max(time.Until(d), time.Millisecond)
 	}
 	return n.cfg.ApplyTimeout
+}
+
+// ErrAlone: Leave was called on the only server of a cluster.
+var ErrAlone = errors.New("consensus: this node is the cluster's only server")
+
+// Leave takes this node out of the cluster for good: a leader first hands
+// its leadership to another voter, then the node's membership is dropped
+// through raft and the leader's policy removes it from the configuration
+// (promoting a non-voter if a voter left). It returns once the leader has
+// stopped replicating to this node, or when ctx ends; Close the node
+// afterwards and discard its state (it no longer receives the log).
+func (n *Node) Leave(ctx context.Context) error {
+	self := raft.ServerID(n.cfg.LocalID)
+	cfg, err := n.configuration()
+	if err != nil {
+		return err
+	}
+	others := 0
+	for _, s := range cfg.Servers {
+		if s.ID != self {
+			others++
+		}
+	}
+	if others == 0 {
+		return ErrAlone
+	}
+	if n.IsLeader() {
+		if !n.hasOtherVoter() {
+			return errors.New("consensus: this node is the only voter; wait for the policy to promote another")
+		}
+		if err := n.wait(ctx, n.raft.LeadershipTransfer()); err != nil {
+			return fmt.Errorf("consensus: hand over leadership: %w", err)
+		}
+	}
+	if _, err := n.Apply(ctx, RemoveMember(n.cfg.LocalID)); err != nil {
+		return err
+	}
+	for {
+		leader := n.Leader()
+		if leader == "" || leader == string(self) {
+			return nil // nobody replicates to us any more
+		}
+		if cfg, err := n.configuration(); err == nil && !slices.ContainsFunc(cfg.Servers, func(s raft.Server) bool { return s.ID == self }) {
+			return nil
+		}
+		if p, err := peer.Decode(leader); err == nil && time.Since(n.contact.last(p)) > 2*n.cfg.HeartbeatTimeout {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consensus: membership dropped, but the leader still replicates to this node: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

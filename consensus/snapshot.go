@@ -9,12 +9,13 @@ import (
 	"io"
 )
 
-// The snapshot format (version 1). Integers are varints as in log entries;
+// The snapshot format (version 2). Integers are varints as in log entries;
 // crc is CRC-32C, little-endian.
 //
 //	magic "FUNGISNP" version:u8
 //	header: applied commands duplicates manifest-bytes
 //	        members manifests pins paths dedup  (all uvarint; the last five count records)
+//	        ops:uvarint op-count*               (applied count per Op; version 2 on)
 //	header-crc:u32   (over magic..header: a corrupt count is caught before it sizes a map)
 //	members:   id:str addrs:uvarint str* capacity:uvarint used:uvarint domain:str voter:u8 joined:varint
 //	manifests: root:str size:uvarint data:str
@@ -27,13 +28,16 @@ import (
 // copied, so writing costs about as much as the bytes it writes.
 const (
 	snapMagic   = "FUNGISNP"
-	snapVersion = 1
+	snapVersion = 2
+	// version 1 had no op counts; it still reads (with the counts at zero)
+	snapVersion1 = 1
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 type snapState struct {
 	applied, commands, duplicates, manifestBytes uint64
+	ops                                          [opCount]uint64
 
 	members   map[string]Member
 	manifests map[string]manifestRec
@@ -66,6 +70,10 @@ func writeSnapshot(w io.Writer, st *snapState) (int64, error) {
 		uint64(len(st.members)), uint64(len(st.manifests)), uint64(len(st.pins)),
 		uint64(len(st.tree)), uint64(len(st.dedup)),
 	} {
+		hdr = binary.AppendUvarint(hdr, v)
+	}
+	hdr = binary.AppendUvarint(hdr, uint64(len(st.ops)))
+	for _, v := range st.ops {
 		hdr = binary.AppendUvarint(hdr, v)
 	}
 	hdr = binary.LittleEndian.AppendUint32(hdr, crc32.Checksum(hdr, castagnoli))
@@ -307,13 +315,33 @@ func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
 	if string(magic[:len(snapMagic)]) != snapMagic {
 		return nil, fmt.Errorf("%w: not a fungi snapshot", ErrCorrupt)
 	}
-	if v := magic[len(snapMagic)]; v != snapVersion {
-		return nil, fmt.Errorf("%w: snapshot version %d (this build reads %d)", ErrCorrupt, v, snapVersion)
+	version := magic[len(snapMagic)]
+	if version != snapVersion && version != snapVersion1 {
+		return nil, fmt.Errorf("%w: snapshot version %d (this build reads %d)", ErrCorrupt, version, snapVersion)
 	}
 	var hdr [9]uint64
 	for i := range hdr {
 		if hdr[i], err = s.uvarint(); err != nil {
 			return nil, err
+		}
+	}
+	var ops [opCount]uint64
+	if version >= 2 {
+		nops, err := s.uvarint()
+		if err != nil {
+			return nil, err
+		}
+		if nops > 255 {
+			return nil, fmt.Errorf("%w: %d op counts", ErrCorrupt, nops)
+		}
+		for i := range nops {
+			v, err := s.uvarint()
+			if err != nil {
+				return nil, err
+			}
+			if i < uint64(opCount) { // counts of ops newer than this build are dropped
+				ops[i] = v
+			}
 		}
 	}
 	want := s.sum()
@@ -324,7 +352,7 @@ func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
 	if binary.LittleEndian.Uint32(sum) != want {
 		return nil, fmt.Errorf("%w: snapshot header checksum mismatch", ErrCorrupt)
 	}
-	st := &snapState{applied: hdr[0], commands: hdr[1], duplicates: hdr[2], manifestBytes: hdr[3]}
+	st := &snapState{applied: hdr[0], commands: hdr[1], duplicates: hdr[2], manifestBytes: hdr[3], ops: ops}
 	nMembers, nManifests, nPins, nPaths, nDedup := hdr[4], hdr[5], hdr[6], hdr[7], hdr[8]
 	if nDedup > DedupWindow {
 		return nil, fmt.Errorf("%w: %d dedup entries (max %d)", ErrCorrupt, nDedup, DedupWindow)

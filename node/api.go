@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/fungistor/fungistor/consensus"
 	"github.com/fungistor/fungistor/fungi"
 	"github.com/fungistor/fungistor/p2p"
 )
@@ -32,7 +31,7 @@ import (
 type api struct {
 	repo    *Repo
 	host    *p2p.Host
-	cluster *consensus.Node
+	cluster *clusterRunner
 	log     *slog.Logger
 	mux     *http.ServeMux
 	reg     *prometheus.Registry
@@ -59,7 +58,6 @@ func newAPI(repo *Repo, log *slog.Logger) *api {
 	a.handle("GET /api/v0/stat", a.stat)
 	a.handle("GET /api/v0/id", a.id)
 	a.handle("GET /api/v0/cluster/peers", a.peers)
-	a.handle("GET /api/v0/cluster/status", a.clusterStatus)
 	return a
 }
 
@@ -292,36 +290,6 @@ func (a *api) peers(w http.ResponseWriter, _ *http.Request) error {
 			pe.Addrs = append(pe.Addrs, m.String())
 		}
 		out = append(out, pe)
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-// ClusterStatus is a node's view of the cluster.
-type ClusterStatus struct {
-	PeerID    string         `json:"peer_id"`
-	Role      string         `json:"role"`
-	Leader    string         `json:"leader"`
-	Term      uint64         `json:"term"`
-	Voters    []string       `json:"voters"`
-	Nonvoters []string       `json:"nonvoters"`
-	Applied   uint64         `json:"applied_index"`
-	Servers   []ServerHealth `json:"servers"`
-}
-
-// ServerHealth is one raft server's health as this node sees it.
-type ServerHealth struct {
-	ID      string `json:"id"`
-	Role    string `json:"role"`
-	Healthy bool   `json:"healthy"`
-}
-
-func (a *api) clusterStatus(w http.ResponseWriter, _ *http.Request) error {
-	st := a.cluster.Status()
-	out := ClusterStatus{PeerID: st.ID, Role: string(st.Role), Leader: st.Leader, Term: st.Term,
-		Voters: orEmpty(st.Voters), Nonvoters: orEmpty(st.Nonvoters), Applied: st.AppliedIndex, Servers: []ServerHealth{}}
-	for _, s := range st.Servers {
-		out.Servers = append(out.Servers, ServerHealth{ID: s.ID, Role: string(s.Role), Healthy: s.Healthy})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -323,7 +323,11 @@ func Daemon(path, api string) (*APIClient, error) {
 }
 
 func (a *APIClient) getJSON(ctx context.Context, path string, out any) error {
-	resp, err := a.call(ctx, "GET", path, nil, nil, "")
+	return a.doJSON(ctx, "GET", path, nil, out)
+}
+
+func (a *APIClient) doJSON(ctx context.Context, method, path string, q url.Values, out any) error {
+	resp, err := a.call(ctx, method, path, q, nil, "")
 	if err != nil {
 		return err
 	}
@@ -344,4 +348,46 @@ func (a *APIClient) ID(ctx context.Context) (*ID, error) {
 func (a *APIClient) Peers(ctx context.Context) ([]Peer, error) {
 	var ps []Peer
 	return ps, a.getJSON(ctx, "cluster/peers", &ps)
+}
+
+// ClusterStatus returns the daemon's view of the cluster.
+func (a *APIClient) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
+	var st ClusterStatus
+	return &st, a.getJSON(ctx, "cluster/status", &st)
+}
+
+// Join makes the daemon's node join the cluster of the member at addr;
+// secret (hex) overrides the repo's cluster secret.
+func (a *APIClient) Join(ctx context.Context, addr, secret string, force bool) (*ClusterStatus, error) {
+	q := url.Values{"arg": {addr}}
+	if secret != "" {
+		q.Set("secret", secret)
+	}
+	if force {
+		q.Set("force", "true")
+	}
+	var st ClusterStatus
+	return &st, a.doJSON(ctx, "POST", "cluster/join", q, &st)
+}
+
+// Leave takes the daemon's node out of its cluster.
+func (a *APIClient) Leave(ctx context.Context) (*ClusterStatus, error) {
+	var st ClusterStatus
+	return &st, a.doJSON(ctx, "POST", "cluster/leave", nil, &st)
+}
+
+// Pin pins (add) or unpins CIDs, atomically.
+func (a *APIClient) Pin(ctx context.Context, add bool, cids ...string) (*PinResult, error) {
+	path := "pin/rm"
+	if add {
+		path = "pin/add"
+	}
+	var res PinResult
+	return &res, a.doJSON(ctx, "POST", path, url.Values{"arg": cids}, &res)
+}
+
+// Pins lists the cluster's pins.
+func (a *APIClient) Pins(ctx context.Context) ([]string, error) {
+	var out []string
+	return out, a.getJSON(ctx, "pin/ls", &out)
 }

@@ -129,7 +129,7 @@ func (r *Repo) AddNode(ctx context.Context, n files.Node, o AddOptions, step fun
 	if err != nil {
 		return nil, httpError{400, err}
 	}
-	codec, err := fungi.NewCodec(r.secret, coding)
+	codec, err := fungi.NewCodec(r.Secret(), coding)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +151,11 @@ func (r *Repo) AddNode(ctx context.Context, n files.Node, o AddOptions, step fun
 	}
 	if err := r.frags.Sync(); err != nil {
 		return nil, err
+	}
+	if r.commit != nil {
+		if err := r.commit(ctx, m); err != nil {
+			return nil, fmt.Errorf("commit the manifest through the cluster: %w", err)
+		}
 	}
 	if err := r.putManifest(ctx, m); err != nil {
 		return nil, err
@@ -250,7 +255,7 @@ func (r *Repo) object(ctx context.Context, c cid.Cid) (ipld.Node, ipld.DAGServic
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	codec, err := fungi.NewCodec(r.secret, m.Coding)
+	codec, err := fungi.NewCodec(r.Secret(), m.Coding)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/hmac"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,9 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/fungistor/fungistor/consensus"
 	"github.com/fungistor/fungistor/p2p"
 )
 
@@ -62,6 +58,8 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 		return err
 	}
 	defer cluster.Close()
+	// member-only protocols (fragment writes) let in the pool's members
+	host.SetAllowed(cluster.isMember)
 	addr := or(o.API, repo.Config.API)
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -69,6 +67,8 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 	}
 	api := newAPI(repo, log)
 	api.host, api.cluster = host, cluster
+	api.handleCluster()
+	repo.commit = cluster.commitManifest
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	apiPath := filepath.Join(path, apiFile)
 	if err := os.WriteFile(apiPath, []byte(l.Addr().String()+"\n"), 0o644); err != nil {
@@ -114,60 +114,4 @@ func APIAddr(path string) string {
 	}
 	c.Close()
 	return addr
-}
-
-// startCluster opens the node's raft state. A fresh node with no bootstrap
-// peers founds a cluster; a fresh node with some joins through them (in the
-// background, retrying until it is admitted); a node with state rejoins by
-// itself.
-func startCluster(ctx context.Context, path string, repo *Repo, host *p2p.Host, log *slog.Logger) (*consensus.Node, error) {
-	dir := filepath.Join(path, "raft")
-	_, statErr := os.Stat(filepath.Join(dir, "raft.db"))
-	fresh := errors.Is(statErr, os.ErrNotExist)
-	secret := repo.secret
-	cn, err := consensus.New(consensus.Config{
-		Dir: dir,
-		Authorize: func(p peer.ID, nonce, proof []byte) bool {
-			return hmac.Equal(proof, consensus.JoinSecretProof(secret, nonce, p.String()))
-		},
-		Logger: log,
-	}, host.LibP2P())
-	if err != nil {
-		return nil, err
-	}
-	if !fresh {
-		return cn, nil
-	}
-	boot := repo.Config.P2P.Bootstrap
-	if len(boot) == 0 {
-		if err := cn.Bootstrap(); err != nil {
-			cn.Close()
-			return nil, err
-		}
-		log.Info("fungi daemon: founded a new cluster")
-		return cn, nil
-	}
-	go func() {
-		for attempt := 0; ctx.Err() == nil; attempt++ {
-			for _, a := range boot {
-				ai, err := peer.AddrInfoFromString(a)
-				if err != nil || ai.ID == host.ID() {
-					continue
-				}
-				jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				err = cn.Join(jctx, *ai, secret)
-				cancel()
-				if err == nil {
-					log.Info("fungi daemon: joined the cluster", "via", ai.ID.String())
-					return
-				}
-				log.Warn("fungi daemon: join", "via", ai.ID.String(), "err", err)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(min(time.Duration(attempt+1)*500*time.Millisecond, 5*time.Second)):
-			}
-		}
-	}()
-	return cn, nil
 }

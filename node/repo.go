@@ -1,6 +1,8 @@
 package node
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -39,6 +42,29 @@ type Config struct {
 	API string `json:"api"`
 	// P2P configures the libp2p host.
 	P2P P2PConfig `json:"p2p"`
+	// Cluster configures this node's part in the cluster.
+	Cluster ClusterConfig `json:"cluster"`
+}
+
+// ClusterConfig is the cluster part of the config. Zero values mean the
+// defaults.
+type ClusterConfig struct {
+	// Domain is this node's failure domain or region tag (a rack, a site):
+	// placement spreads fragments across domains and the leader prefers
+	// voters in domains that have none yet.
+	Domain string `json:"domain"`
+	// Capacity is the bytes this node offers the pool (default: the size
+	// of the file system holding the ZDB).
+	Capacity uint64 `json:"capacity"`
+	// Voters is how many raft voters the cluster keeps: 3 (default) or 5.
+	// The leader's setting is the one that counts.
+	Voters int `json:"voters"`
+	// SnapshotThreshold: raft snapshots after this many new log entries
+	// (default 8192).
+	SnapshotThreshold uint64 `json:"snapshot_threshold"`
+	// TrailingLogs: log entries kept after a snapshot, so that a node that
+	// was briefly away catches up from the log (default 10240).
+	TrailingLogs uint64 `json:"trailing_logs"`
 }
 
 // P2PConfig is the libp2p part of the config.
@@ -83,7 +109,16 @@ func (c Config) Validate() error {
 	if err := c.p2pConfig().Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	if v := c.Cluster.Voters; v != 0 && v != 1 && v != 3 && v != 5 {
+		return fmt.Errorf("config: cluster.voters is %d: use 3 or 5", v)
+	}
 	return nil
+}
+
+// configJSON is the config file's text.
+func configJSON(c Config) []byte {
+	b, _ := json.MarshalIndent(c, "", "  ")
+	return append(b, '\n')
 }
 
 // p2pConfig is the p2p package's config from the repo's.
@@ -141,14 +176,13 @@ func Init(path string, o InitOptions) error {
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return err
 	}
-	b, _ := json.MarshalIndent(o.Config, "", "  ")
 	if err := os.WriteFile(filepath.Join(path, secretFile), []byte(hex.EncodeToString(secret)+"\n"), 0o600); err != nil {
 		return err
 	}
 	if _, err := p2p.LoadOrCreateIdentity(filepath.Join(path, identityFile)); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(path, configFile), append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(path, configFile), configJSON(o.Config), 0o644); err != nil {
 		return err
 	}
 	r, err := OpenRepo(path, nil)
@@ -175,7 +209,10 @@ func parseOrMakeSecret(s string) ([]byte, error) {
 type Repo struct {
 	Path   string
 	Config Config
-	secret []byte
+	secret atomic.Pointer[[]byte] // replaced when the node joins a cluster
+	// commit, set by the daemon, records a new object's manifest in the
+	// cluster's metadata (through raft) before the add returns.
+	commit func(context.Context, *fungi.Manifest) error
 	db     *zdb.DB
 	frags  *zdb.Namespace
 	meta   *zdb.Namespace
@@ -192,7 +229,9 @@ func OpenRepo(path string, log *slog.Logger) (*Repo, error) {
 		return nil, err
 	}
 	cfg := DefaultConfig()
-	if err := json.Unmarshal(b, &cfg); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields() // a misspelt setting must not be silently ignored
+	if err := dec.Decode(&cfg); err != nil {
 		return nil, fmt.Errorf("%s: %v", filepath.Join(path, configFile), err)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -221,7 +260,8 @@ func OpenRepo(path string, log *slog.Logger) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Repo{Path: path, Config: cfg, secret: secret, db: db}
+	r := &Repo{Path: path, Config: cfg, db: db}
+	r.secret.Store(&secret)
 	for _, ns := range []struct {
 		name string
 		dst  **zdb.Namespace
@@ -254,6 +294,9 @@ func PeerID(path string) (string, error) {
 	}
 	return id.String(), nil
 }
+
+// Secret returns the cluster secret (content keys derive from it).
+func (r *Repo) Secret() []byte { return *r.secret.Load() }
 
 // Close flushes and closes the embedded ZDB.
 func (r *Repo) Close() error { return r.db.Close() }

@@ -284,7 +284,7 @@ func TestRepoSurvivesFragmentLoss(t *testing.T) {
 		t.Fatalf("stat without verify: spare %d", st.SpareFragments)
 	}
 	// one more valid fragment of block 2 gone
-	codec, _ := fungi.NewCodec(r.secret, m.Coding)
+	codec, _ := fungi.NewCodec(r.Secret(), m.Coding)
 	for i := 0; i < m.Coding.N; i++ {
 		key := fungi.FragmentKey(nd[2], m.Coding, i)
 		if v, err := r.frags.Get(ctx, key); err == nil && codec.Verify(nd[2], i, v) == nil {

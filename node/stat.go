@@ -54,7 +54,7 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 	if err != nil {
 		return nil, err
 	}
-	codec, err := fungi.NewCodec(r.secret, m.Coding)
+	codec, err := fungi.NewCodec(r.Secret(), m.Coding)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -31,6 +32,9 @@ type Options struct {
 	Bin string
 	// Ready is how long Up waits for every node (default 60 s).
 	Ready time.Duration
+	// Configure, if set, adjusts node i's config (1-based) before its
+	// repo is created (tests use it for small snapshot thresholds).
+	Configure func(i int, c *node.Config)
 }
 
 // Node is one node of a testnet, as recorded in DIR/testnet.json.
@@ -76,14 +80,34 @@ func (st *State) save(dir string) error {
 	return os.Rename(tmp, filepath.Join(dir, stateFile))
 }
 
-// freePort asks the kernel for an unused loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// portPicker hands out unused loopback ports, each distinct: it holds
+// every port it picked (TCP and UDP, as libp2p listens on both) until
+// release, so the kernel cannot give one out twice.
+type portPicker struct{ held []io.Closer }
+
+func (p *portPicker) pick() (int, error) {
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			l.Close()
+			continue // the UDP port is taken: try another
+		}
+		p.held = append(p.held, l, u)
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free loopback port")
+}
+
+func (p *portPicker) release() {
+	for _, c := range p.held {
+		c.Close()
+	}
+	p.held = nil
 }
 
 // Up creates N repos and starts a daemon on each, as separate processes on
@@ -113,13 +137,15 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	}
 	st := &State{Bin: o.Bin}
 	secret := ""
+	var ports portPicker
+	defer ports.release()
 	var bootstrap []string
 	for i := 1; i <= o.N; i++ {
-		port, err := freePort()
+		port, err := ports.pick()
 		if err != nil {
 			return nil, err
 		}
-		p2pPort, err := freePort()
+		p2pPort, err := ports.pick()
 		if err != nil {
 			return nil, err
 		}
@@ -129,6 +155,9 @@ func Up(ctx context.Context, o Options) (*State, error) {
 		cfg.P2P.Bootstrap = bootstrap
 		if o.Coding != "" {
 			cfg.Coding = o.Coding
+		}
+		if o.Configure != nil {
+			o.Configure(i, &cfg)
 		}
 		path, err := filepath.Abs(filepath.Join(o.Dir, "node"+strconv.Itoa(i)))
 		if err != nil {
@@ -156,6 +185,7 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	if err := st.save(o.Dir); err != nil {
 		return nil, err
 	}
+	ports.release()
 	for i := range st.Nodes {
 		if err := st.start(&st.Nodes[i]); err != nil {
 			return st, err
@@ -170,15 +200,17 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	return st, st.waitCluster(ctx, o.Ready)
 }
 
-// waitCluster waits until every node is in the raft configuration and
-// knows the leader.
+// waitCluster waits until every node is in the raft configuration, knows
+// the leader, and sees every node as a member and the full voter set.
 func (st *State) waitCluster(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
+	voters := min(len(st.Nodes), 3)
 	for {
 		ready := true
 		for _, n := range st.Nodes {
 			cs, err := clusterStatus(n.API)
-			if err != nil || cs.Leader == "" || (cs.Role != "leader" && cs.Role != "voter" && cs.Role != "nonvoter") {
+			if err != nil || cs.Leader == "" || (cs.Role != "leader" && cs.Role != "voter" && cs.Role != "nonvoter") ||
+				cs.Metadata.Members != len(st.Nodes) || len(cs.Voters) != voters {
 				ready = false
 				break
 			}

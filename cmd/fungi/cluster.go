@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -46,20 +47,47 @@ func runID(args []string) error {
 }
 
 func runCluster(args []string) error {
-	if len(args) == 0 {
-		return usagef("usage: fungi cluster peers [--json]")
+	const subs = "status, peers, join, leave"
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(os.Stderr, clusterUsage)
+		if len(args) == 0 {
+			return usagef("name a cluster command (%s)", subs)
+		}
+		return nil
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("fungi cluster " + sub)
 	api := apiFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
+	var secret *string
+	var force *bool
 	switch sub {
+	case "status":
+		setUsage(fs, "usage: fungi cluster status [--json]\n\nThe leader, voters, non-voters and their health, the members and the metadata,\nas this node sees them.\n\nflags:\n")
 	case "peers":
+		setUsage(fs, "usage: fungi cluster peers [--json]\n\nThe libp2p peers of this node with their round-trip times.\n\nflags:\n")
+	case "join":
+		secret = fs.String("secret", "", "the cluster's secret, hex (default: this repo's; see $FUNGI_PATH/secret on a member)")
+		force = fs.Bool("force", false, "join even if this node's own cluster holds metadata (it is forgotten)")
+		setUsage(fs, "usage: fungi cluster join [--secret HEX] [--force] MULTIADDR\n\nJoins the cluster of the member at MULTIADDR (/ip4/HOST/tcp/PORT/p2p/PEERID),\nproving the cluster secret. A node alone in its own cluster gives it up.\n\nflags:\n")
+	case "leave":
+		setUsage(fs, "usage: fungi cluster leave [--json]\n\nTakes this node out of its cluster; it then runs a cluster of its own.\n\nflags:\n")
 	default:
-		return usagef("unknown cluster command %q (peers)", sub)
+		return usagef("unknown cluster command %q (%s)", sub, subs)
 	}
-	if err := parseFlags(fs, args); err != nil {
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
+	}
+	want := 0
+	if sub == "join" {
+		want = 1
+	}
+	if len(rest) != want {
+		if want == 1 {
+			return usagef("join takes one multiaddr (of a cluster member, with /p2p/PEERID)")
+		}
+		return usagef("unexpected argument %q", rest[0])
 	}
 	d, err := node.Daemon(node.RepoPath(), *api)
 	if err != nil {
@@ -67,11 +95,55 @@ func runCluster(args []string) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	peers, err := d.Peers(ctx)
+	var st *node.ClusterStatus
+	switch sub {
+	case "peers":
+		return printPeers(ctx, d, *asJSON)
+	case "status":
+		st, err = d.ClusterStatus(ctx)
+	case "join":
+		st, err = d.Join(ctx, rest[0], *secret, *force)
+	case "leave":
+		st, err = d.Leave(ctx)
+	}
 	if err != nil {
 		return err
 	}
 	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(st)
+	}
+	switch sub {
+	case "join":
+		fmt.Printf("joined: leader %s\n", or(st.Leader, "(none yet)"))
+	case "leave":
+		fmt.Println("left the cluster; this node now runs a cluster of its own")
+	}
+	printStatus(st)
+	return nil
+}
+
+const clusterUsage = `usage: fungi cluster <command> [flags]
+
+commands:
+  status   the leader, voters, non-voters, health, members (--json)
+  peers    libp2p peers with their round-trip times (--json)
+  join     join the cluster of a member: join [--secret HEX] MULTIADDR
+  leave    leave the cluster
+`
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func printPeers(ctx context.Context, d *node.APIClient, asJSON bool) error {
+	peers, err := d.Peers(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(peers)
 	}
 	for _, p := range peers {
@@ -80,6 +152,100 @@ func runCluster(args []string) error {
 			state = "known"
 		}
 		fmt.Printf("%s  %8.2f ms  %-9s  %s\n", p.PeerID, p.RTTMillis, state, strings.Join(p.Addrs, " "))
+	}
+	return nil
+}
+
+func printStatus(st *node.ClusterStatus) {
+	health := "healthy"
+	if !st.Healthy {
+		health = "UNHEALTHY (no leader, or no majority of voters reachable)"
+	}
+	fmt.Printf("cluster:   %s; leader %s, term %d\n", health, or(st.Leader, "(none)"), st.Term)
+	fmt.Printf("this node: %s, %s, applied index %d\n", st.PeerID, st.Role, st.Applied)
+	domains := map[string]string{}
+	for _, m := range st.Members {
+		domains[m.ID] = m.Domain
+	}
+	fmt.Printf("servers (%d voters, %d non-voters):\n", len(st.Voters), len(st.Nonvoters))
+	for _, s := range st.Servers {
+		h := "healthy"
+		if !s.Healthy {
+			h = "DOWN"
+		}
+		fmt.Printf("  %s  %-8s  %-7s  %7.2f ms  %s\n", s.ID, s.Role, h, s.RTTMillis, domains[s.ID])
+	}
+	md := st.Metadata
+	fmt.Printf("metadata:  %d members, %d objects, %d pins, %d paths\n", md.Members, md.Manifests, md.Pins, md.Paths)
+	fmt.Printf("policy:    %s\n", st.Policy)
+}
+
+func runPin(args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(os.Stderr, "usage: fungi pin add|rm CID... | fungi pin ls [--json]\n")
+		if len(args) == 0 {
+			return usagef("name a pin command (add, rm, ls)")
+		}
+		return nil
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlagSet("fungi pin " + sub)
+	api := apiFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	switch sub {
+	case "add", "rm", "ls":
+	default:
+		return usagef("unknown pin command %q (add, rm, ls)", sub)
+	}
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if sub == "ls" && len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	if sub != "ls" {
+		if len(rest) == 0 {
+			return usagef("pin %s takes one or more CIDs", sub)
+		}
+		for _, a := range rest {
+			if _, err := node.ParseCID(a); err != nil {
+				return usagef("%v", err)
+			}
+		}
+	}
+	d, err := node.Daemon(node.RepoPath(), *api)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	if sub == "ls" {
+		pins, err := d.Pins(ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(os.Stdout).Encode(pins)
+		}
+		for _, p := range pins {
+			fmt.Println(p)
+		}
+		return nil
+	}
+	res, err := d.Pin(ctx, sub == "add", rest...)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(res)
+	}
+	verb := "pinned"
+	if sub == "rm" {
+		verb = "unpinned"
+	}
+	for _, p := range res.Pins {
+		fmt.Println(verb, p)
 	}
 	return nil
 }

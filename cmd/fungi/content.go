@@ -30,9 +30,13 @@ func runInit(args []string) error {
 	secret := fs.String("secret", "", "cluster secret, hex (default: a new random one)")
 	listen := fs.String("listen", "", "p2p listen multiaddrs, comma-separated (default TCP and QUIC on port 4001)")
 	bootstrap := fs.String("bootstrap", "", "multiaddrs (with /p2p/ID) of cluster peers, comma-separated")
-	setUsage(fs, "usage: fungi init [--profile P] [--ec K/M] [--secret HEX]\n\n"+
+	join := fs.String("join", "", "join the cluster of the member at this multiaddr (with /p2p/ID) when the daemon starts; needs --secret")
+	domain := fs.String("domain", "", "this node's failure domain or region tag")
+	setUsage(fs, "usage: fungi init [--profile P] [--ec K/M] [--secret HEX] [--join MULTIADDR] [--listen ADDRS]\n\n"+
 		"Creates the repo in $FUNGI_PATH (default ~/.fungi): config.json, the cluster\n"+
-		"secret and the embedded ZDB.\n\nflags:\n")
+		"secret and the embedded ZDB. Without --join, the daemon founds a new cluster;\n"+
+		"with it, the daemon joins the cluster of that member, proving --secret (the\n"+
+		"hex in $FUNGI_PATH/secret on any member).\n\nflags:\n")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -49,6 +53,13 @@ func runInit(args []string) error {
 	if *bootstrap != "" {
 		cfg.P2P.Bootstrap = splitList(*bootstrap)
 	}
+	if *join != "" {
+		if *secret == "" {
+			return usagef("--join needs the cluster's secret: --secret HEX (from $FUNGI_PATH/secret on a member)")
+		}
+		cfg.P2P.Bootstrap = append([]string{*join}, cfg.P2P.Bootstrap...)
+	}
+	cfg.Cluster.Domain = *domain
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}

@@ -33,7 +33,8 @@ func commands() []command {
 		{"zdb", "run a standalone 0-db compatible ZDB server (zdb check|compact: offline tools)", runZDB},
 		{"daemon", "run the node: embedded ZDB and the HTTP API (--api ADDR)", runDaemon},
 		{"id", "print this node's peer ID (and addresses, with a daemon)", runID},
-		{"cluster", "cluster peers [--json]: peers with their RTT", runCluster},
+		{"cluster", "cluster status|peers|join|leave [--json]: the cluster as this node sees it", runCluster},
+		{"pin", "pin add|rm CID... | pin ls: the cluster's pins", runPin},
 		{"testnet", "local multi-node cluster: up|status|stop|start|down --dir DIR", runTestnet},
 		{"version", "print the version", func([]string) error { fmt.Println("fungi", version); return nil }},
 	}
