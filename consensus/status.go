@@ -17,7 +17,7 @@ import (
 // first-hand. Request: nothing; reply: the leader's Status as JSON.
 const StatusProtocol = "/fungi/raft-status/1.0.0"
 
-const statusTimeout = 2 * time.Second
+const statusTimeout = time.Second
 
 // LeaderStatus returns the leader's view of the cluster: this node's Status
 // on the leader, else the leader's answer over StatusProtocol. It fails

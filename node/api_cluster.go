@@ -77,12 +77,14 @@ type MetadataStats struct {
 	Ops       map[string]uint64 `json:"ops"`
 }
 
+// clusterStatus: GET /api/v0/cluster/status[?local=true]; local skips
+// asking the leader (the servers' health is then this node's view).
 func (a *api) clusterStatus(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, a.status(r.Context()))
+	writeJSON(w, http.StatusOK, a.status(r.Context(), r.URL.Query().Get("local") == "true"))
 	return nil
 }
 
-func (a *api) status(ctx context.Context) ClusterStatus {
+func (a *api) status(ctx context.Context, local bool) ClusterStatus {
 	cn := a.cluster.node()
 	st := cn.Status()
 	out := ClusterStatus{PeerID: st.ID, Role: string(st.Role), Leader: st.Leader, Term: st.Term,
@@ -91,7 +93,13 @@ func (a *api) status(ctx context.Context) ClusterStatus {
 	// only the leader hears from every server: take its view of their
 	// health; without it, a live connection is the evidence
 	servers := st.Servers
-	if ls, err := cn.LeaderStatus(ctx); err == nil {
+	leaderUp := false
+	if p, err := peer.Decode(st.Leader); err == nil && !local {
+		leaderUp = p == a.host.ID() || a.host.LibP2P().Network().Connectedness(p) == network.Connected
+	}
+	if !leaderUp && st.Role != consensus.RoleLeader {
+		out.HealthFrom = "local"
+	} else if ls, err := cn.LeaderStatus(ctx); err == nil {
 		servers = ls.Servers
 		out.Voters, out.Nonvoters = orEmpty(ls.Voters), orEmpty(ls.Nonvoters)
 	} else if st.Role != consensus.RoleLeader {
@@ -145,7 +153,7 @@ func (a *api) join(w http.ResponseWriter, r *http.Request) error {
 	if err := a.cluster.Join(ctx, addr, q.Get("secret"), q.Get("force") == "true"); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, a.status(r.Context()))
+	writeJSON(w, http.StatusOK, a.status(r.Context(), false))
 	return nil
 }
 
@@ -156,7 +164,7 @@ func (a *api) leave(w http.ResponseWriter, r *http.Request) error {
 	if err := a.cluster.Leave(ctx); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, a.status(r.Context()))
+	writeJSON(w, http.StatusOK, a.status(r.Context(), false))
 	return nil
 }
 

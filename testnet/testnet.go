@@ -290,7 +290,7 @@ func apiAnswers(addr string) bool {
 }
 
 func clusterStatus(api string) (*node.ClusterStatus, error) {
-	resp, err := probe.Get("http://" + api + "/api/v0/cluster/status")
+	resp, err := probe.Get("http://" + api + "/api/v0/cluster/status?local=true")
 	if err != nil {
 		return nil, err
 	}
