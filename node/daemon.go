@@ -60,6 +60,7 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 	defer cluster.Close()
 	// member-only protocols (fragment writes) let in the pool's members
 	host.SetAllowed(cluster.isMember)
+	host.ServeFragments(repo.local())
 	addr := or(o.API, repo.Config.API)
 	l, err := net.Listen("tcp", addr)
 	if err != nil {

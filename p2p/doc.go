@@ -65,8 +65,9 @@
 //	}
 //	defer h.Close()
 //
-//	h.SetAllowed(pool.IsMember)
-//	h.HandleMember("/fungi/fragment/1.0.0", serveFragments)
+//	h.SetAllowed(pool.IsMember)  // who may put and delete fragments
+//	h.ServeFragments(localStore) // /fungi/fragments/1.0.0: reads open to all
+//	frag, err := h.FragmentPeer(holder).GetFragment(ctx, key)
 //	if err := h.Provide(ctx, root); err != nil {
 //		return err
 //	}
