@@ -325,7 +325,7 @@ func TestClusterFailover(t *testing.T) {
 	}
 	resp, err := http.Post("http://"+c.st.Nodes[l-1].API+"/api/v0/debug/snapshot", "", nil)
 	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("snapshot: %v %v", err, resp)
+		t.Fatalf("snapshot: %v %v\n%s", err, resp, logTail(c.dir, 5))
 	}
 	resp.Body.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
