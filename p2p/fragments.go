@@ -1126,41 +1126,22 @@ var (
 	_ fungi.FragmentDeleter = (*FragmentClient)(nil)
 )
 
-// fragmentClients caches FragmentPeer's clients per host. (Host's own
-// fields live in host.go; an entry goes when its host closes.)
-var fragmentClients struct {
-	mu sync.Mutex
-	m  map[*Host]map[peer.ID]*FragmentClient
-}
-
 // FragmentPeer returns the client of peer p's fragment store, the same one
 // for every call with the same p. The host must be able to reach p (a
 // connection or addresses in the peerstore, e.g. after Connect or
-// FindPeer). p must not be the host itself.
+// FindPeer). p must not be the host itself. After Close, the returned
+// client's calls fail with ErrClosed.
 func (h *Host) FragmentPeer(p peer.ID) *FragmentClient {
-	fragmentClients.mu.Lock()
-	defer fragmentClients.mu.Unlock()
-	if c := fragmentClients.m[h][p]; c != nil {
+	h.fragMu.Lock()
+	defer h.fragMu.Unlock()
+	if c := h.fragClients[p]; c != nil {
 		return c
 	}
 	c := newFragmentClient(h, p, defaultFragLimits())
-	if h.ctx.Err() != nil {
-		return c // not cached; its calls return ErrClosed
+	if h.fragClients == nil {
+		h.fragClients = map[peer.ID]*FragmentClient{}
 	}
-	byPeer := fragmentClients.m[h]
-	if byPeer == nil {
-		if fragmentClients.m == nil {
-			fragmentClients.m = map[*Host]map[peer.ID]*FragmentClient{}
-		}
-		byPeer = map[peer.ID]*FragmentClient{}
-		fragmentClients.m[h] = byPeer
-		context.AfterFunc(h.ctx, func() {
-			fragmentClients.mu.Lock()
-			delete(fragmentClients.m, h)
-			fragmentClients.mu.Unlock()
-		})
-	}
-	byPeer[p] = c
+	h.fragClients[p] = c
 	return c
 }
 

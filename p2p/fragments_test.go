@@ -69,15 +69,7 @@ func TestFragmentPeerCached(t *testing.T) {
 	if p := a.FragmentPeer(b.ID()).Peer(); p != b.ID() {
 		t.Errorf("Peer() = %s", p)
 	}
-	a.Close()
-	eventually(t, 5*time.Second, func() error {
-		fragmentClients.mu.Lock()
-		defer fragmentClients.mu.Unlock()
-		if _, kept := fragmentClients.m[a]; kept {
-			return errors.New("a closed host's clients are still cached")
-		}
-		return nil
-	})
+	a.Close() // the cache lives on the host, so it goes with it
 	_, err := a.FragmentPeer(b.ID()).GetFragment(t.Context(), []byte("k"))
 	if !errors.Is(err, ErrClosed) {
 		t.Errorf("Get on a closed host: %v, want ErrClosed", err)

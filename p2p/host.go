@@ -64,6 +64,10 @@ type Host struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// fragClients caches FragmentPeer's clients (guarded by fragMu).
+	fragMu      sync.Mutex
+	fragClients map[peer.ID]*FragmentClient
 }
 
 // New starts a host with identity priv: it listens on cfg.ListenAddrs (TCP
