@@ -161,6 +161,12 @@ func (a *api) add(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Trailer", "X-Stream-Error")
+	// One add per connection: with full duplex the body is read straight
+	// from the connection, and a read still in flight when the handler
+	// returns (seen under load) would collide with the server reading the
+	// next request on a kept-alive connection ("invalid concurrent
+	// Body.Read call", which drops that next request).
+	w.Header().Set("Connection", "close")
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
 	flusher, _ := w.(http.Flusher)
