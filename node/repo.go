@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -65,6 +66,13 @@ type ClusterConfig struct {
 	// TrailingLogs: log entries kept after a snapshot, so that a node that
 	// was briefly away catches up from the log (default 10240).
 	TrailingLogs uint64 `json:"trailing_logs"`
+	// NoStore: this node holds no fragments of new content (it reads and
+	// serves content, e.g. as a gateway, but is not part of the pool).
+	NoStore bool `json:"no_store"`
+	// OrphanAge: fragments that no object in the cluster references are
+	// deleted once they are this old (a Go duration, default "1h"): what
+	// an add that failed or whose leader crashed left behind.
+	OrphanAge string `json:"orphan_age,omitempty"`
 }
 
 // P2PConfig is the libp2p part of the config.
@@ -73,6 +81,11 @@ type P2PConfig struct {
 	Listen []string `json:"listen"`
 	// Bootstrap are multiaddrs (with /p2p/ID) of cluster peers to join.
 	Bootstrap []string `json:"bootstrap"`
+	// Latency simulates network delay (tests and the local testnet, since
+	// netem is not always available): peer ID -> one-way delay added to
+	// every stream of this node's own protocols to that peer, e.g.
+	// {"12D3KooW...": "40ms"}. See p2p.Config.ExtraLatency.
+	Latency map[string]string `json:"latency,omitempty"`
 }
 
 // ZDBDirs are the embedded ZDB's directories.
@@ -109,6 +122,12 @@ func (c Config) Validate() error {
 	if err := c.p2pConfig().Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	if _, err := c.latency(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if _, err := c.orphanAge(); err != nil {
+		return err
+	}
 	if v := c.Cluster.Voters; v != 0 && v != 1 && v != 3 && v != 5 {
 		return fmt.Errorf("config: cluster.voters is %d: use 3 or 5", v)
 	}
@@ -126,7 +145,39 @@ func (c Config) p2pConfig() p2p.Config {
 	pc := p2p.DefaultConfig()
 	pc.ListenAddrs = c.P2P.Listen
 	pc.Bootstrap = c.P2P.Bootstrap
+	if delays, err := c.latency(); err == nil && len(delays) > 0 {
+		pc.ExtraLatency = func(p peer.ID) time.Duration { return delays[p] }
+	}
 	return pc
+}
+
+// latency parses P2P.Latency.
+func (c Config) latency() (map[peer.ID]time.Duration, error) {
+	out := map[peer.ID]time.Duration{}
+	for id, d := range c.P2P.Latency {
+		p, err := peer.Decode(id)
+		if err != nil {
+			return nil, fmt.Errorf("p2p.latency: bad peer id %q: %v", id, err)
+		}
+		v, err := time.ParseDuration(d)
+		if err != nil || v < 0 {
+			return nil, fmt.Errorf("p2p.latency: %s: bad delay %q (want e.g. \"40ms\")", id, d)
+		}
+		out[p] = v
+	}
+	return out, nil
+}
+
+// orphanAge is Cluster.OrphanAge parsed (default one hour).
+func (c Config) orphanAge() (time.Duration, error) {
+	if c.Cluster.OrphanAge == "" {
+		return time.Hour, nil
+	}
+	d, err := time.ParseDuration(c.Cluster.OrphanAge)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("config: cluster.orphan_age %q: want a duration such as \"1h\"", c.Cluster.OrphanAge)
+	}
+	return d, nil
 }
 
 const (
@@ -218,24 +269,48 @@ type Repo struct {
 	meta   *zdb.Namespace
 }
 
-// OpenRepo opens the repo at path (one process at a time: the embedded ZDB
-// holds a lock).
-func OpenRepo(path string, log *slog.Logger) (*Repo, error) {
+// readConfig reads and checks the repo's config file.
+func readConfig(path string) (Config, error) {
 	b, err := os.ReadFile(filepath.Join(path, configFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", path, ErrNoRepo)
+		return Config{}, fmt.Errorf("%s: %w", path, ErrNoRepo)
 	}
 	if err != nil {
-		return nil, err
+		return Config{}, err
 	}
 	cfg := DefaultConfig()
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields() // a misspelt setting must not be silently ignored
 	if err := dec.Decode(&cfg); err != nil {
-		return nil, fmt.Errorf("%s: %v", filepath.Join(path, configFile), err)
+		return Config{}, fmt.Errorf("%s: %v", filepath.Join(path, configFile), err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(path, configFile), err)
+		return Config{}, fmt.Errorf("%s: %w", filepath.Join(path, configFile), err)
+	}
+	return cfg, nil
+}
+
+// UpdateConfig changes the config of the repo at path (no daemon may be
+// running on it): fn edits it, the result is validated and written
+// atomically.
+func UpdateConfig(path string, fn func(*Config)) error {
+	cfg, err := readConfig(path)
+	if err != nil {
+		return err
+	}
+	fn(&cfg)
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(path, configFile), configJSON(cfg), 0o644)
+}
+
+// OpenRepo opens the repo at path (one process at a time: the embedded ZDB
+// holds a lock).
+func OpenRepo(path string, log *slog.Logger) (*Repo, error) {
+	cfg, err := readConfig(path)
+	if err != nil {
+		return nil, err
 	}
 	sb, err := os.ReadFile(filepath.Join(path, secretFile))
 	if err != nil {
