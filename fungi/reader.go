@@ -39,6 +39,8 @@ type Reader struct {
 	// fragment index, error): a corrupt, forged or missing fragment, or a
 	// holder that failed to answer.
 	OnBadFragment func(target string, block cid.Cid, index int, err error)
+	// OnFetched, if set, hears of every valid fragment fetched (target).
+	OnFetched func(target string)
 
 	lat   *Latency
 	cache *blockCache
@@ -53,6 +55,10 @@ func NewReader(codec *Codec, c Coding, place Placement, cacheBytes int64) *Reade
 
 // Latency returns the reader's per-holder latency estimates.
 func (r *Reader) Latency() *Latency { return r.lat }
+
+// SetLatency makes the reader use (and update) l, shared with other
+// readers: what one object's reads learn about holders serves the next.
+func (r *Reader) SetLatency(l *Latency) { r.lat = l }
 
 type fetched struct {
 	index int
@@ -132,6 +138,9 @@ func (r *Reader) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
 				}
 			} else {
 				r.lat.Observe(t.ID, f.took)
+				if r.OnFetched != nil {
+					r.OnFetched(t.ID)
+				}
 				frags[f.index] = f.data
 				valid++
 			}
@@ -331,28 +340,59 @@ func (bc *blockCache) put(c cid.Cid, data []byte) {
 }
 
 // Latency keeps a smoothed latency estimate per holder. Unknown holders
-// rank after known fast ones but before known slow or failing ones.
+// get Prior's estimate (e.g. the network RTT measured by libp2p), else rank
+// after known fast ones but before known slow or failing ones. A holder
+// that failed is avoided for a while (failPenalty), then tried again at
+// its old estimate: a node that restarted is not shunned forever.
 type Latency struct {
-	mu  sync.Mutex
-	est map[string]time.Duration
+	// Prior, if set, estimates a holder never observed (ok false: none).
+	// It is called without the table's lock held.
+	Prior func(id string) (time.Duration, bool)
+
+	mu     sync.Mutex
+	est    map[string]time.Duration
+	failed map[string]time.Time
 }
 
 // NewLatency returns an empty table.
-func NewLatency() *Latency { return &Latency{est: map[string]time.Duration{}} }
+func NewLatency() *Latency {
+	return &Latency{est: map[string]time.Duration{}, failed: map[string]time.Time{}}
+}
 
-const unknownLatency = 5 * time.Millisecond
+const (
+	unknownLatency = 5 * time.Millisecond
+	// failPenalty is how long a failed holder ranks last.
+	failPenalty = 10 * time.Second
+	// failedLatency is the estimate of a holder while it ranks last.
+	failedLatency = time.Second
+)
 
 // Estimate returns the holder's current estimate.
 func (l *Latency) Estimate(id string) time.Duration {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if d, ok := l.est[id]; ok {
+	d, ok := l.est[id]
+	at, failed := l.failed[id]
+	if failed && time.Since(at) > failPenalty {
+		delete(l.failed, id)
+		failed = false
+	}
+	l.mu.Unlock()
+	if failed {
+		return max(d, failedLatency)
+	}
+	if ok {
 		return d
+	}
+	if l.Prior != nil {
+		if d, ok := l.Prior(id); ok && d > 0 {
+			return d
+		}
 	}
 	return unknownLatency
 }
 
-// Observe folds in one measured latency (EWMA, 1/4 weight).
+// Observe folds in one measured latency (EWMA, 1/4 weight); the first
+// observation replaces the prior.
 func (l *Latency) Observe(id string, d time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -360,6 +400,7 @@ func (l *Latency) Observe(id string, d time.Duration) {
 		d = (3*old + d) / 4
 	}
 	l.est[id] = d
+	delete(l.failed, id)
 }
 
 // Set forces an estimate (from an RTT measured elsewhere, e.g. libp2p).
@@ -369,9 +410,10 @@ func (l *Latency) Set(id string, d time.Duration) {
 	l.mu.Unlock()
 }
 
-// Fail penalises a holder that failed to deliver a valid fragment.
+// Fail marks a holder that failed to deliver a valid fragment: it ranks
+// last for failPenalty.
 func (l *Latency) Fail(id string) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.est[id] = min(max(2*l.est[id], time.Second), time.Minute)
+	l.failed[id] = time.Now()
+	l.mu.Unlock()
 }

@@ -42,6 +42,11 @@ type Writer struct {
 	// Progress, if set, is called (from worker goroutines) with the content
 	// bytes of each leaf once its fragments are stored.
 	Progress func(n int64)
+	// Admit, if set, is called with each distinct leaf before its
+	// fragments are stored (from the importer's goroutine); an error fails
+	// the import. The node uses it to mark blocks in flight, so that the
+	// clean-up of another, failed add does not delete them.
+	Admit func(block cid.Cid) error
 }
 
 var _ ipld.DAGService = (*Writer)(nil)
@@ -75,6 +80,12 @@ func (w *Writer) Add(ctx context.Context, nd ipld.Node) error {
 	w.mu.Unlock()
 	if dup {
 		return nil // same content, same fragments: already stored
+	}
+	if w.Admit != nil {
+		if err := w.Admit(c); err != nil {
+			w.fail(err)
+			return err
+		}
 	}
 	select {
 	case w.sem <- struct{}{}:
@@ -152,6 +163,66 @@ func (w *Writer) AddMany(ctx context.Context, nds []ipld.Node) error {
 		}
 	}
 	return nil
+}
+
+// Leaves returns the distinct leaves the import gave the writer (stored,
+// failed or in flight): after a failed add, the blocks whose fragments may
+// be orphans. Call it after Finish.
+func (w *Writer) Leaves() []cid.Cid {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]cid.Cid, 0, len(w.seen))
+	for c := range w.seen {
+		out = append(out, c)
+	}
+	return out
+}
+
+// DeleteBlocks removes the fragments of blocks from the targets place puts
+// them on (those whose store is a FragmentDeleter), in parallel per
+// target; best effort: it returns how many deletes succeeded and the first
+// error.
+func DeleteBlocks(ctx context.Context, place Placement, c Coding, blocks []cid.Cid) (int, error) {
+	type job struct {
+		store FragmentDeleter
+		key   []byte
+	}
+	per := map[string][]job{}
+	for _, b := range blocks {
+		targets, err := place.Place(b, c.N)
+		if err != nil {
+			return 0, err
+		}
+		for i, t := range targets {
+			if d, ok := t.Store.(FragmentDeleter); ok {
+				per[t.ID] = append(per[t.ID], job{d, FragmentKey(b, c, i)})
+			}
+		}
+	}
+	var (
+		mu    sync.Mutex
+		n     int
+		first error
+		wg    sync.WaitGroup
+	)
+	for _, jobs := range per {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, j := range jobs {
+				err := j.store.DeleteFragment(ctx, j.key)
+				mu.Lock()
+				if err == nil {
+					n++
+				} else if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return n, first
 }
 
 // Finish waits for every leaf and returns the manifest of root: the inner

@@ -32,6 +32,9 @@ type api struct {
 	repo    *Repo
 	host    *p2p.Host
 	cluster *clusterRunner
+	content *clusterContent
+	served  *faultStore
+	fwd     *http.Client // to the leader, for adds
 	log     *slog.Logger
 	mux     *http.ServeMux
 	reg     *prometheus.Registry
@@ -137,6 +140,11 @@ func cidParam(r *http.Request) (cid.Cid, error) {
 // add takes a multipart body in Kubo's format (boxo files.MultiFileReader)
 // and streams {"bytes": n} progress lines, then the AddResult.
 func (a *api) add(w http.ResponseWriter, r *http.Request) error {
+	if leader, ok, err := a.mustForward(r); err != nil {
+		return err
+	} else if ok {
+		return a.forwardAdd(w, r, leader)
+	}
 	q := r.URL.Query()
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || (mt != "multipart/form-data" && mt != "multipart/mixed") || params["boundary"] == "" {
@@ -240,12 +248,22 @@ func (a *api) cat(w http.ResponseWriter, r *http.Request) error {
 	if length >= 0 && length < n {
 		n = length
 	}
+	body := io.LimitReader(rd, n)
+	// the first block before the headers: content that cannot be read
+	// gets an error status, not a cut-off 200
+	first := make([]byte, min(n, 256<<10))
+	if _, err := io.ReadFull(body, first); err != nil {
+		return err
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 	w.Header().Set("X-Content-Size", strconv.FormatInt(size, 10))
+	w.Header().Set("X-Content-Length", strconv.FormatInt(n, 10))
+	// no Content-Length: a failure later in the stream must reach the
+	// client in the trailer, which needs a chunked body
 	w.Header().Set("Trailer", "X-Stream-Error")
-	copied, err := io.Copy(w, io.LimitReader(rd, n))
-	a.read.Add(float64(copied))
+	w.Write(first)
+	copied, err := io.Copy(w, body)
+	a.read.Add(float64(copied + int64(len(first))))
 	if err != nil {
 		w.Header().Set("X-Stream-Error", err.Error())
 	}

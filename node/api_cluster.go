@@ -247,17 +247,17 @@ func (a *api) pinLs(w http.ResponseWriter, _ *http.Request) error {
 
 // commitManifest records a new object in the cluster's metadata: its
 // manifest, pinned, in one atomic write through the leader.
-func (c *clusterRunner) commitManifest(ctx context.Context, m *fungi.Manifest) error {
+func (c *clusterRunner) commitManifest(ctx context.Context, m *fungi.Manifest) (uint64, error) {
 	b, err := m.MarshalBinary()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := c.ready(); err != nil {
-		return err
+		return 0, err
 	}
 	root := m.Root.String()
-	_, err = c.node().Apply(ctx, consensus.Batch(consensus.PutManifest(root, m.Size, b), consensus.Pin(root)))
-	return applyStatus(err)
+	res, err := c.node().Apply(ctx, consensus.Batch(consensus.PutManifest(root, m.Size, b), consensus.Pin(root)))
+	return res.Index, applyStatus(err)
 }
 
 // DebugAPIEnv, set to 1 in a daemon's environment, turns on
@@ -298,10 +298,14 @@ func (a *api) handleCluster() {
 	a.handle("POST /api/v0/pin/add", a.pinChange(true))
 	a.handle("POST /api/v0/pin/rm", a.pinChange(false))
 	a.handle("GET /api/v0/pin/ls", a.pinLs)
+	a.handle("GET /api/v0/repo/stat", a.repoStat)
+	a.handle("POST /api/v0/repo/gc", a.gc)
+	a.contentMetrics()
 	if os.Getenv(DebugAPIEnv) == "1" {
 		a.handle("POST /api/v0/debug/block", a.block(true))
 		a.handle("POST /api/v0/debug/unblock", a.block(false))
 		a.handle("POST /api/v0/debug/snapshot", a.snapshot)
+		a.handle("POST /api/v0/debug/fault", a.fault)
 		a.handle("POST /api/v0/debug/commit-bench", a.commitBench)
 	}
 }

@@ -266,13 +266,13 @@ func (c *clusterRunner) restart(cfg Config, secret []byte) (*consensus.Node, err
 // report keeps this node's member record current: its failure domain and
 // its ZDB capacity and usage.
 func (c *clusterRunner) report() {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
+	// quickly at first: placement leaves out members until they report
+	every := 200 * time.Millisecond
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(every):
 		}
 		cn := c.node()
 		self := c.host.ID().String()
@@ -288,12 +288,13 @@ func (c *clusterRunner) report() {
 			}
 		}
 		capacity, used := c.repo.usage()
-		if differs(capacity, m.Capacity) || differs(used, m.Used) {
+		if differs(capacity, m.Capacity) || differs(used, m.Used) || (m.Capacity == 0) != (capacity == 0) {
 			if _, err := cn.Apply(ctx, consensus.SetUsage(self, capacity, used)); err != nil {
 				c.log.Debug("report usage", "err", err)
 			}
 		}
 		cancel()
+		every = 2 * time.Second
 	}
 }
 
@@ -307,6 +308,9 @@ func differs(a, b uint64) bool {
 // size of the file system holding its data) and the bytes it uses.
 func (r *Repo) usage() (capacity, used uint64) {
 	used = uint64(r.frags.DataSize() + r.meta.DataSize())
+	if r.Config.Cluster.NoStore {
+		return 0, used // not part of the pool
+	}
 	capacity = r.Config.Cluster.Capacity
 	if capacity == 0 {
 		var fs syscall.Statfs_t

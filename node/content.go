@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -89,6 +90,13 @@ type AddResult struct {
 	Stored    uint64 `json:"stored"`
 	Coding    string `json:"coding"`
 	Tolerance string `json:"tolerance"`
+	// Nodes is how many nodes the fragments went to; Left names members
+	// the pool left out (down, full, no_store).
+	Nodes int    `json:"nodes"`
+	Left  string `json:"left_out,omitempty"`
+	// Index is the raft log index the manifest was committed at (a node
+	// that forwarded the add waits for it before answering).
+	Index uint64 `json:"index,omitempty"`
 	// Manifest is the object's manifest (local adds only).
 	Manifest *fungi.Manifest `json:"-"`
 }
@@ -133,35 +141,61 @@ func (r *Repo) AddNode(ctx context.Context, n files.Node, o AddOptions, step fun
 	if err != nil {
 		return nil, err
 	}
-	place := r.placement()
-	w := fungi.NewWriter(ctx, codec, coding, place, 0)
+	place, left, parallel := r.placement(), []string(nil), 0
+	if r.cluster != nil {
+		if place, left, err = r.cluster.placeNew(); err != nil {
+			return nil, httpError{503, err}
+		}
+		parallel = 8 // puts wait on the network: keep more leaves in flight
+	}
+	w := fungi.NewWriter(ctx, codec, coding, place, parallel)
 	w.Progress = o.Progress
+	if r.cluster != nil {
+		w.Admit = r.cluster.admit
+	}
 	var dag ipld.DAGService = w
 	if step != nil {
 		dag = stepDAG{w, step}
 	}
-	nd, err := fungi.ImportNode(ctx, n, p, dag, nil)
-	if err != nil {
-		w.Finish(cid.Undef)
-		return nil, err
-	}
-	m, err := w.Finish(nd.Cid())
-	if err != nil {
-		return nil, err
-	}
-	if err := r.frags.Sync(); err != nil {
-		return nil, err
-	}
-	if r.commit != nil {
-		if err := r.commit(ctx, m); err != nil {
-			return nil, fmt.Errorf("commit the manifest through the cluster: %w", err)
+	m, idx, err := r.store(ctx, n, p, w, dag)
+	if r.cluster != nil {
+		if err != nil {
+			r.cluster.cleanup(place, coding, w.Leaves())
+		} else {
+			r.cluster.release(w.Leaves())
 		}
 	}
-	if err := r.putManifest(ctx, m); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return &AddResult{Root: m.Root.String(), Size: m.Size, Blocks: m.Leaves, Stored: m.Stored,
-		Coding: coding.String(), Tolerance: place.DescribeTolerance(coding), Manifest: m}, nil
+		Coding: coding.String(), Tolerance: place.DescribeTolerance(coding), Nodes: min(len(place.Pool), coding.N),
+		Left: describeLeft(left), Index: idx, Manifest: m}, nil
+}
+
+// store imports n through w and records the manifest: in the cluster's
+// metadata (through raft) when the repo is part of one, else locally.
+func (r *Repo) store(ctx context.Context, n files.Node, p fungi.Profile, w *fungi.Writer, dag ipld.DAGService) (*fungi.Manifest, uint64, error) {
+	nd, err := fungi.ImportNode(ctx, n, p, dag, nil)
+	if err != nil {
+		w.Finish(cid.Undef)
+		return nil, 0, err
+	}
+	m, err := w.Finish(nd.Cid())
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := r.frags.Sync(); err != nil {
+		return nil, 0, err
+	}
+	if r.cluster == nil {
+		return m, 0, r.putManifest(ctx, m)
+	}
+	idx, err := r.cluster.commit(ctx, m)
+	if err != nil {
+		return nil, 0, fmt.Errorf("commit the manifest through the cluster: %w", err)
+	}
+	return m, idx, nil
 }
 
 // stepDAG calls step after every Add.
@@ -204,6 +238,34 @@ func (r *Repo) putManifest(ctx context.Context, m *fungi.Manifest) error {
 	return r.meta.Sync()
 }
 
+// localManifests returns the manifests recorded in the repo itself (adds
+// made while it was not part of a cluster).
+func (r *Repo) localManifests(ctx context.Context) ([]*fungi.Manifest, error) {
+	var out []*fungi.Manifest
+	var cursor []byte
+	for {
+		items, next, err := r.meta.Scan(cursor, 1024, false)
+		if err != nil || len(items) == 0 {
+			return out, err
+		}
+		for _, it := range items {
+			if !bytes.HasPrefix(it.Key, []byte("m/")) {
+				continue
+			}
+			b, err := r.meta.Get(ctx, it.Key)
+			if err != nil {
+				return nil, err
+			}
+			m := &fungi.Manifest{}
+			if err := m.UnmarshalBinary(b); err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+		cursor = next
+	}
+}
+
 // ErrNotFound: the repo knows no content with that CID.
 var ErrNotFound = errors.New("not found in this repo")
 
@@ -219,6 +281,12 @@ func ParseCID(s string) (cid.Cid, error) {
 // manifest finds the manifest that holds c: its own, the one of the object
 // it is a node of, or, for a bare leaf, one made from the repo's coding.
 func (r *Repo) manifest(ctx context.Context, c cid.Cid) (*fungi.Manifest, error) {
+	if r.cluster != nil {
+		m, ok, err := r.cluster.manifest(ctx, c)
+		if err != nil || ok {
+			return m, err
+		}
+	}
 	root := c
 	b, err := r.meta.Get(ctx, append([]byte("m/"), c.Bytes()...))
 	if errors.Is(err, store.ErrNotFound) {
@@ -229,7 +297,7 @@ func (r *Repo) manifest(ctx context.Context, c cid.Cid) (*fungi.Manifest, error)
 			}
 		}
 	}
-	if errors.Is(err, store.ErrNotFound) && c.Prefix().Codec == cid.Raw {
+	if errors.Is(err, store.ErrNotFound) && c.Prefix().Codec == cid.Raw && r.cluster == nil {
 		coding, err := fungi.ParseCoding(r.Config.Coding)
 		if err != nil {
 			return nil, err
@@ -260,6 +328,11 @@ func (r *Repo) object(ctx context.Context, c cid.Cid) (ipld.Node, ipld.DAGServic
 		return nil, nil, nil, err
 	}
 	rd := fungi.NewReader(codec, m.Coding, r.readPlacement(m), 64<<20)
+	if r.cluster != nil {
+		rd.SetLatency(r.cluster.lat)
+		rd.OnBadFragment = r.cluster.bad
+		rd.OnFetched = r.cluster.onFetch
+	}
 	dag := rd.DAG(m)
 	nd, err := dag.Get(ctx, c)
 	if err != nil {

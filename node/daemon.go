@@ -60,16 +60,26 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 	defer cluster.Close()
 	// member-only protocols (fragment writes) let in the pool's members
 	host.SetAllowed(cluster.isMember)
-	host.ServeFragments(repo.local())
+	served := &faultStore{FragmentStore: kvFragments{repo.frags}}
+	host.ServeFragments(served)
+	content := newClusterContent(repo, host, cluster, log)
+	orphanAge, err := repo.Config.orphanAge()
+	if err != nil {
+		return err
+	}
+	go content.orphanLoop(ctx, orphanAge)
 	addr := or(o.API, repo.Config.API)
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("API listen on %s: %w", addr, err)
 	}
 	api := newAPI(repo, log)
-	api.host, api.cluster = host, cluster
+	api.host, api.cluster, api.content, api.served = host, cluster, content, served
 	api.handleCluster()
-	repo.commit = cluster.commitManifest
+	repo.cluster = content
+	// adds on other nodes are forwarded here when this node leads
+	forwarded := api.serveForwarded()
+	defer forwarded.Close()
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	apiPath := filepath.Join(path, apiFile)
 	if err := os.WriteFile(apiPath, []byte(l.Addr().String()+"\n"), 0o644); err != nil {

@@ -2,7 +2,6 @@ package node
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -261,12 +260,13 @@ type Repo struct {
 	Path   string
 	Config Config
 	secret atomic.Pointer[[]byte] // replaced when the node joins a cluster
-	// commit, set by the daemon, records a new object's manifest in the
-	// cluster's metadata (through raft) before the add returns.
-	commit func(context.Context, *fungi.Manifest) error
-	db     *zdb.DB
-	frags  *zdb.Namespace
-	meta   *zdb.Namespace
+	// cluster, set by the daemon, is the pool: new content is dispersed
+	// over it and committed through raft; reads find manifests and
+	// fragments through it. nil: the repo works alone.
+	cluster *clusterContent
+	db      *zdb.DB
+	frags   *zdb.Namespace
+	meta    *zdb.Namespace
 }
 
 // readConfig reads and checks the repo's config file.

@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"sort"
+	"sync"
 
 	"github.com/ipfs/go-cid"
 
@@ -27,6 +29,8 @@ type Stat struct {
 	Unreachable []string `json:"unreachable"`
 	// Damaged lists blocks with fewer than N valid fragments.
 	Damaged []BlockStat `json:"damaged,omitempty"`
+	// Layout is where each distinct block's fragments live.
+	Layout []BlockLayout `json:"layout"`
 }
 
 // HolderStat is one target's share of an object.
@@ -34,6 +38,7 @@ type HolderStat struct {
 	ID        string `json:"id"`
 	Fragments int    `json:"fragments"`
 	Missing   int    `json:"missing"`
+	Reachable bool   `json:"reachable"`
 }
 
 // BlockStat is a block short of fragments.
@@ -43,14 +48,40 @@ type BlockStat struct {
 	Valid int    `json:"valid"`
 }
 
-// Stat checks every fragment of an object: with verify, each is fetched and
-// checked against its tag; otherwise its presence is asked.
+// BlockLayout is where one block's fragments live: Holders[i] holds
+// fragment i; Missing lists the fragment indices not there (or, with
+// verify, not valid).
+type BlockLayout struct {
+	Index   int      `json:"index"`
+	CID     string   `json:"cid"`
+	Holders []string `json:"holders"`
+	Missing []int    `json:"missing,omitempty"`
+}
+
+// fragmentBatcher is a store that answers many keys at once (the
+// fragment exchange).
+type fragmentBatcher interface {
+	HasFragments(ctx context.Context, keys [][]byte) ([]bool, []error)
+	GetFragments(ctx context.Context, keys [][]byte) ([][]byte, []error)
+}
+
+// probe is one fragment to check.
+type probe struct {
+	block, index int // into leaves, fragment index
+	key          []byte
+	ok           bool
+	err          error
+}
+
+// Stat checks every fragment of an object, all holders in parallel: with
+// verify, each is fetched and checked against its tag; otherwise its
+// presence is asked.
 func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) {
 	m, err := r.manifest(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	leaves, err := m.LeafCIDs()
+	all, err := m.LeafCIDs()
 	if err != nil {
 		return nil, err
 	}
@@ -59,70 +90,87 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 		return nil, err
 	}
 	place := r.readPlacement(m)
-	st := &Stat{Root: m.Root.String(), Size: m.Size, Blocks: len(leaves), Coding: m.Coding.String(),
-		SpareFragments: m.Coding.N - m.Coding.K, Unreachable: []string{}}
-	holders := map[string]*HolderStat{}
-	unreachable := map[string]bool{}
-	// per holder, the most fragments of one block it holds: losing it costs
-	// that block that many
-	worst := map[string]int{}
+	st := &Stat{Root: m.Root.String(), Size: m.Size, Blocks: len(all), Coding: m.Coding.String(),
+		SpareFragments: m.Coding.N - m.Coding.K, Unreachable: []string{}, Holders: []HolderStat{}}
+	// distinct blocks, at their first position
+	var leaves []cid.Cid
+	var at []int
 	seen := map[cid.Cid]bool{}
-	for bi, leaf := range leaves {
-		if seen[leaf] {
-			continue
+	for i, l := range all {
+		if !seen[l] {
+			seen[l] = true
+			leaves, at = append(leaves, l), append(at, i)
 		}
-		seen[leaf] = true
+	}
+	stores := map[string]fungi.FragmentStore{}
+	per := map[string][]*probe{}
+	st.Layout = make([]BlockLayout, len(leaves))
+	for bi, leaf := range leaves {
 		targets, err := place.Place(leaf, m.Coding.N)
 		if err != nil {
 			return nil, err
 		}
-		valid := 0
-		per := map[string]int{}
+		st.Layout[bi] = BlockLayout{Index: at[bi], CID: leaf.String(), Holders: make([]string, len(targets))}
 		for i, t := range targets {
-			h := holders[t.ID]
-			if h == nil {
-				h = &HolderStat{ID: t.ID}
-				holders[t.ID] = h
+			stores[t.ID] = t.Store
+			per[t.ID] = append(per[t.ID], &probe{block: bi, index: i, key: fungi.FragmentKey(leaf, m.Coding, i)})
+			st.Layout[bi].Holders[i] = t.ID
+		}
+	}
+	var wg sync.WaitGroup
+	for id, ps := range per {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			check(ctx, stores[id], ps, verify, func(p *probe, data []byte) error {
+				return codec.Verify(leaves[p.block], p.index, data)
+			})
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	valid := make([]int, len(leaves))
+	// per holder, the most fragments of one block it holds: losing it
+	// costs that block that many
+	worst := map[string]int{}
+	ids := make([]string, 0, len(per))
+	for id := range per {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		h := HolderStat{ID: id, Reachable: true}
+		count := map[int]int{}
+		for _, p := range per[id] {
+			if p.err != nil && !errors.Is(p.err, fungi.ErrFragmentNotFound) {
+				h.Reachable = false
 			}
-			key := fungi.FragmentKey(leaf, m.Coding, i)
-			ok := false
-			if verify {
-				data, err := t.Store.GetFragment(ctx, key)
-				if err != nil && err != fungi.ErrFragmentNotFound {
-					unreachable[t.ID] = true
-				}
-				ok = err == nil && codec.Verify(leaf, i, data) == nil
-			} else {
-				has, err := t.Store.HasFragment(ctx, key)
-				if err != nil {
-					unreachable[t.ID] = true
-				}
-				ok = has
-			}
-			if ok {
-				valid++
+			if p.ok {
 				h.Fragments++
-				per[t.ID]++
+				valid[p.block]++
+				count[p.block]++
 			} else {
 				h.Missing++
+				st.Layout[p.block].Missing = append(st.Layout[p.block].Missing, p.index)
 			}
 		}
-		for id, n := range per {
+		for _, n := range count {
 			worst[id] = max(worst[id], n)
 		}
-		st.SpareFragments = min(st.SpareFragments, valid-m.Coding.K)
-		if valid < m.Coding.N {
-			st.Damaged = append(st.Damaged, BlockStat{Index: bi, CID: leaf.String(), Valid: valid})
+		if !h.Reachable {
+			st.Unreachable = append(st.Unreachable, id)
+		}
+		st.Holders = append(st.Holders, h)
+	}
+	for bi := range leaves {
+		sort.Ints(st.Layout[bi].Missing)
+		st.SpareFragments = min(st.SpareFragments, valid[bi]-m.Coding.K)
+		if valid[bi] < m.Coding.N {
+			st.Damaged = append(st.Damaged, BlockStat{Index: at[bi], CID: leaves[bi].String(), Valid: valid[bi]})
 		}
 	}
-	for _, h := range holders {
-		st.Holders = append(st.Holders, *h)
-	}
-	sort.Slice(st.Holders, func(i, j int) bool { return st.Holders[i].ID < st.Holders[j].ID })
-	for id := range unreachable {
-		st.Unreachable = append(st.Unreachable, id)
-	}
-	sort.Strings(st.Unreachable)
 	// lose the holders that hurt most first, while the spare lasts
 	costs := make([]int, 0, len(worst))
 	for _, n := range worst {
@@ -140,10 +188,51 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 	return st, nil
 }
 
+// check asks one holder about its probes: in batches when it can, else
+// one at a time.
+func check(ctx context.Context, s fungi.FragmentStore, ps []*probe, verify bool, valid func(*probe, []byte) error) {
+	if b, ok := s.(fragmentBatcher); ok {
+		keys := make([][]byte, len(ps))
+		for i, p := range ps {
+			keys[i] = p.key
+		}
+		if verify {
+			vals, errs := b.GetFragments(ctx, keys)
+			for i, p := range ps {
+				if p.err = errs[i]; p.err == nil {
+					p.err = valid(p, vals[i])
+				}
+				p.ok = p.err == nil
+			}
+			return
+		}
+		found, errs := b.HasFragments(ctx, keys)
+		for i, p := range ps {
+			p.ok, p.err = found[i] && errs[i] == nil, errs[i]
+		}
+		return
+	}
+	for _, p := range ps {
+		if verify {
+			var data []byte
+			if data, p.err = s.GetFragment(ctx, p.key); p.err == nil {
+				p.err = valid(p, data)
+			}
+			p.ok = p.err == nil
+			continue
+		}
+		p.ok, p.err = s.HasFragment(ctx, p.key)
+		p.ok = p.ok && p.err == nil
+	}
+}
+
 // readPlacement is where a manifest's fragments are for this node.
 func (r *Repo) readPlacement(m *fungi.Manifest) fungi.Spread {
 	if len(m.Pool) == 0 {
 		return r.placement()
+	}
+	if r.cluster != nil {
+		return r.cluster.placement(m)
 	}
 	local := r.local()
 	return fungi.SpreadOf(m, func(p fungi.PoolMember) fungi.FragmentStore {

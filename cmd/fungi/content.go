@@ -254,7 +254,8 @@ func runStat(args []string) error {
 	api := apiFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	verify := fs.Bool("verify", false, "fetch and verify every fragment (default: ask whether it is there)")
-	setUsage(fs, "usage: fungi stat [--verify] [--json] CID\n\n"+
+	layout := fs.Bool("blocks", false, "list where each block's fragments live (always in --json)")
+	setUsage(fs, "usage: fungi stat [--verify] [--blocks] [--json] CID\n\n"+
 		"Shows how an object is stored: size, coding, the holders of its fragments,\n"+
 		"how many fragments and nodes it can still lose, and unreachable holders.\n\nflags:\n")
 	c, err := parseCIDArgs(fs, args)
@@ -276,17 +277,43 @@ func runStat(args []string) error {
 		return json.NewEncoder(os.Stdout).Encode(st)
 	}
 	fmt.Printf("%s\n  size %d bytes in %d blocks, coding %s\n", st.Root, st.Size, st.Blocks, st.Coding)
+	fmt.Printf("  %d holder(s):\n", len(st.Holders))
 	for _, h := range st.Holders {
-		fmt.Printf("  holder %-20s %d fragments", h.ID, h.Fragments)
+		fmt.Printf("    %s %d fragments", h.ID, h.Fragments)
 		if h.Missing > 0 {
 			fmt.Printf(", %d missing", h.Missing)
 		}
+		if !h.Reachable {
+			fmt.Print(", UNREACHABLE")
+		}
 		fmt.Println()
+	}
+	if *layout {
+		short := map[string]int{}
+		for i, h := range st.Holders {
+			short[h.ID] = i + 1
+		}
+		fmt.Println("  blocks (fragment i on holder #n, in the order above; x: missing):")
+		for _, b := range st.Layout {
+			miss := map[int]bool{}
+			for _, i := range b.Missing {
+				miss[i] = true
+			}
+			fmt.Printf("    %6d %s", b.Index, b.CID)
+			for i, h := range b.Holders {
+				if miss[i] {
+					fmt.Print(" x")
+				} else {
+					fmt.Printf(" %d", short[h])
+				}
+			}
+			fmt.Println()
+		}
 	}
 	if st.SpareFragments < 0 {
 		fmt.Printf("  UNREADABLE: %d block(s) short of fragments\n", len(st.Damaged))
 	} else {
-		fmt.Printf("  can lose any %d more fragment(s) per block and %d holder(s)\n", st.SpareFragments, st.TolerableNodeLosses)
+		fmt.Printf("  can lose now: any %d holder node(s), or any %d more fragment(s) per block\n", st.TolerableNodeLosses, st.SpareFragments)
 	}
 	if len(st.Damaged) > 0 {
 		fmt.Printf("  %d block(s) below full redundancy (run fungi repair when it exists)\n", len(st.Damaged))
