@@ -101,10 +101,12 @@ func (r *Reader) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
 	results := make(chan fetched, n)
 	next, inflight, valid := 0, 0, 0
 	var slowest time.Duration
+	started := make([]time.Time, n) // zero: not asked, or answered
 	launch := func() {
 		i := order[next]
 		next++
 		inflight++
+		started[i] = time.Now()
 		slowest = max(slowest, est[i])
 		t := targets[i]
 		go func() {
@@ -124,6 +126,7 @@ func (r *Reader) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
 		select {
 		case f := <-results:
 			inflight--
+			started[f.index] = time.Time{}
 			t := targets[f.index]
 			if f.err == nil {
 				f.err = r.codec.Verify(c, f.index, f.data)
@@ -146,6 +149,16 @@ func (r *Reader) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
 			}
 			if valid >= k {
 				cancel()
+				// holders still silent were slower than this block took:
+				// their estimates learn it (a hung holder sinks in the
+				// ranking instead of being asked first again)
+				for i, at := range started {
+					if !at.IsZero() {
+						if d := time.Since(at); d > est[i] {
+							r.lat.Observe(targets[i].ID, d)
+						}
+					}
+				}
 				return r.codec.decodeVerified(c, frags)
 			}
 			for next < n && valid+inflight < k {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ipfs/boxo/files"
 	"github.com/ipfs/go-cid"
@@ -130,7 +131,44 @@ func streamErr(resp *http.Response) error {
 }
 
 // Add uploads path (Kubo's multipart format) and follows the progress.
+//
+// An add the cluster could not take because it had no leader, or lost it
+// midway, is sent again (up to three times, a few seconds apart): adds are
+// idempotent, the same content gives the same fragments and CID.
 func (a *APIClient) Add(ctx context.Context, path string, o AddOptions) (*AddResult, error) {
+	for attempt := 1; ; attempt++ {
+		var sent int64
+		oo := o
+		oo.Progress = func(n int64) {
+			sent += n
+			if o.Progress != nil {
+				o.Progress(n)
+			}
+		}
+		res, err := a.addOnce(ctx, path, oo)
+		if err == nil || attempt == 3 || !leaderTrouble(err) {
+			return res, err
+		}
+		if o.Progress != nil {
+			o.Progress(-sent) // starting over
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Duration(attempt) * 1500 * time.Millisecond):
+		}
+	}
+}
+
+// leaderTrouble: an add failed because the cluster had no leader or lost
+// it; a retry may succeed.
+func leaderTrouble(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, ErrLeaderLost.Error()) || strings.Contains(s, "no leader") ||
+		strings.Contains(s, "no longer the leader") || strings.Contains(s, "leadership lost")
+}
+
+func (a *APIClient) addOnce(ctx context.Context, path string, o AddOptions) (*AddResult, error) {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, unwrapPathErr(err))
@@ -390,4 +428,21 @@ func (a *APIClient) Pin(ctx context.Context, add bool, cids ...string) (*PinResu
 func (a *APIClient) Pins(ctx context.Context) ([]string, error) {
 	var out []string
 	return out, a.getJSON(ctx, "pin/ls", &out)
+}
+
+// RepoStat reports what the daemon's own ZDB holds.
+func (a *APIClient) RepoStat(ctx context.Context) (*RepoStat, error) {
+	var st RepoStat
+	return &st, a.getJSON(ctx, "repo/stat", &st)
+}
+
+// GC collects orphan fragments on the daemon's node older than minAge
+// (negative: the configured age).
+func (a *APIClient) GC(ctx context.Context, minAge time.Duration) (*GCResult, error) {
+	q := url.Values{}
+	if minAge >= 0 {
+		q.Set("min-age", minAge.String())
+	}
+	var res GCResult
+	return &res, a.doJSON(ctx, "POST", "repo/gc", q, &res)
 }

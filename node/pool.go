@@ -55,11 +55,23 @@ type clusterContent struct {
 	// (metrics); set before the daemon serves.
 	onFetch func(holder string)
 	onBad   func(holder string, block cid.Cid, index int, err error)
+
+	badMu     sync.Mutex
+	badLogged map[string]time.Time
 }
 
 // bad reports a holder that failed to deliver a valid fragment.
 func (cc *clusterContent) bad(holder string, block cid.Cid, index int, err error) {
-	cc.log.Warn("read: bad or missing fragment", "holder", holder, "block", block.String(), "index", index, "err", err)
+	cc.badMu.Lock()
+	last := cc.badLogged[holder]
+	quiet := time.Since(last) < 10*time.Second
+	if !quiet {
+		cc.badLogged[holder] = time.Now()
+	}
+	cc.badMu.Unlock()
+	if !quiet { // at most one line per holder every 10 s
+		cc.log.Warn("read: a holder failed to deliver a valid fragment (read went on with others)", "holder", holder, "block", block.String(), "index", index, "err", err)
+	}
 	if cc.onBad != nil {
 		cc.onBad(holder, block, index, err)
 	}
@@ -67,7 +79,8 @@ func (cc *clusterContent) bad(holder string, block cid.Cid, index int, err error
 
 func newClusterContent(repo *Repo, host *p2p.Host, cluster *clusterRunner, log *slog.Logger) *clusterContent {
 	cc := &clusterContent{host: host, cluster: cluster, repo: repo, log: log, self: host.ID().String(),
-		lat: fungi.NewLatency(), inflight: map[cid.Cid]int{}, resolving: map[peer.ID]*sync.Mutex{}}
+		lat: fungi.NewLatency(), inflight: map[cid.Cid]int{}, resolving: map[peer.ID]*sync.Mutex{},
+		badLogged: map[string]time.Time{}}
 	// a holder never read from ranks by its libp2p RTT (pings)
 	cc.lat.Prior = func(id string) (time.Duration, bool) {
 		if id == cc.self || id == "local" {

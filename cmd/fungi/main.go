@@ -35,6 +35,7 @@ func commands() []command {
 		{"id", "print this node's peer ID (and addresses, with a daemon)", runID},
 		{"cluster", "cluster status|peers|join|leave [--json]: the cluster as this node sees it", runCluster},
 		{"pin", "pin add|rm CID... | pin ls: the cluster's pins", runPin},
+		{"repo", "repo stat | repo gc [--min-age D]: this node's ZDB, orphan collection", runRepo},
 		{"testnet", "local multi-node cluster: up|status|stop|start|down --dir DIR", runTestnet},
 		{"version", "print the version", func([]string) error { fmt.Println("fungi", version); return nil }},
 	}

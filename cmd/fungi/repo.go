@@ -1,0 +1,73 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/fungistor/fungistor/node"
+)
+
+func runRepo(args []string) error {
+	const usage = "usage: fungi repo stat [--json] | fungi repo gc [--min-age D] [--json]"
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(os.Stderr, usage+"\n\n"+
+			"stat: what this node's ZDB holds (fragments, bytes).\n"+
+			"gc:   delete this node's orphan fragments (no object in the cluster uses\n"+
+			"      them: left by a failed add) older than --min-age (default: the\n"+
+			"      config's cluster.orphan_age, 1h). The daemon also does this by itself.")
+		if len(args) == 0 {
+			return usagef("name a repo command (stat, gc)")
+		}
+		return nil
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlagSet("fungi repo " + sub)
+	api := apiFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	var minAge *time.Duration
+	switch sub {
+	case "stat":
+	case "gc":
+		minAge = fs.Duration("min-age", -1, "only fragments at least this old (e.g. 0s, 10m; default: the config's orphan_age)")
+	default:
+		return usagef("unknown repo command %q (stat, gc)", sub)
+	}
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	d, err := node.Daemon(node.RepoPath(), *api)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	var out any
+	if sub == "stat" {
+		st, err := d.RepoStat(ctx)
+		if err != nil {
+			return err
+		}
+		out = st
+		if !*asJSON {
+			fmt.Printf("fragments %d (%d bytes); ZDB data files %d bytes\n", st.Fragments, st.FragmentBytes, st.DataBytes)
+			return nil
+		}
+	} else {
+		res, err := d.GC(ctx, *minAge)
+		if err != nil {
+			return err
+		}
+		out = res
+		if !*asJSON {
+			fmt.Printf("scanned %d fragments: deleted %d orphans (%d bytes), kept %d too young\n", res.Scanned, res.Deleted, res.Bytes, res.Kept)
+			return nil
+		}
+	}
+	return json.NewEncoder(os.Stdout).Encode(out)
+}
