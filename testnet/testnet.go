@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -35,6 +36,45 @@ type Options struct {
 	// Configure, if set, adjusts node i's config (1-based) before its
 	// repo is created (tests use it for small snapshot thresholds).
 	Configure func(i int, c *node.Config)
+	// Latency, if set, is an N×N matrix of simulated one-way delays:
+	// Latency[i][j] delays what node i+1 sends to node j+1 (the diagonal
+	// is ignored). Up writes row i into node i+1's p2p.latency, keyed by
+	// the other nodes' peer IDs. ParseLatency reads the CLI's syntax.
+	Latency [][]time.Duration
+	// NoStore are the 1-based indices of nodes that hold no fragments
+	// (cluster.no_store: readers, gateways).
+	NoStore []int
+}
+
+// validate checks what Up cannot default.
+func (o *Options) validate() error {
+	if o.N < 1 {
+		return errors.New("a testnet needs at least one node")
+	}
+	if o.Dir == "" {
+		return errors.New("a testnet needs a directory")
+	}
+	if o.Latency != nil {
+		if len(o.Latency) != o.N {
+			return fmt.Errorf("latency: %d rows for %d nodes", len(o.Latency), o.N)
+		}
+		for i, row := range o.Latency {
+			if len(row) != o.N {
+				return fmt.Errorf("latency: row %d has %d entries for %d nodes", i+1, len(row), o.N)
+			}
+			for j, d := range row {
+				if d < 0 && i != j {
+					return fmt.Errorf("latency: row %d column %d: negative delay %v", i+1, j+1, d)
+				}
+			}
+		}
+	}
+	for _, i := range o.NoStore {
+		if i < 1 || i > o.N {
+			return fmt.Errorf("no-store: no node %d (the testnet has %d)", i, o.N)
+		}
+	}
+	return nil
 }
 
 // Node is one node of a testnet, as recorded in DIR/testnet.json.
@@ -43,6 +83,10 @@ type Node struct {
 	Path  string `json:"path"`
 	API   string `json:"api"`
 	PID   int    `json:"pid"`
+	// Peer is the node's libp2p peer ID.
+	Peer string `json:"peer"`
+	// NoStore: the node holds no fragments (Options.NoStore).
+	NoStore bool `json:"no_store,omitempty"`
 }
 
 // State is the testnet's state file.
@@ -111,13 +155,12 @@ func (p *portPicker) release() {
 }
 
 // Up creates N repos and starts a daemon on each, as separate processes on
-// loopback, and returns once every node's API answers.
+// loopback, and returns once the cluster has formed: every node sees every
+// node as a member and knows the leader, and every storing node has
+// reported its capacity.
 func Up(ctx context.Context, o Options) (*State, error) {
-	if o.N < 1 {
-		return nil, errors.New("a testnet needs at least one node")
-	}
-	if o.Dir == "" {
-		return nil, errors.New("a testnet needs a directory")
+	if err := o.validate(); err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(o.Dir, stateFile)); err == nil {
 		return nil, fmt.Errorf("%s already holds a testnet (fungi testnet down first)", o.Dir)
@@ -166,6 +209,10 @@ func Up(ctx context.Context, o Options) (*State, error) {
 		if err := node.Init(path, node.InitOptions{Config: cfg, Secret: secret}); err != nil {
 			return nil, fmt.Errorf("node %d: %w", i, err)
 		}
+		id, err := node.PeerID(path)
+		if err != nil {
+			return nil, err
+		}
 		if secret == "" {
 			// every node of the testnet shares the first node's cluster
 			// secret and bootstraps from it
@@ -174,13 +221,25 @@ func Up(ctx context.Context, o Options) (*State, error) {
 				return nil, err
 			}
 			secret = string(b)
-			id, err := node.PeerID(path)
-			if err != nil {
-				return nil, err
-			}
 			bootstrap = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p2pPort, id)}
 		}
-		st.Nodes = append(st.Nodes, Node{Index: i, Path: path, API: cfg.API})
+		st.Nodes = append(st.Nodes, Node{Index: i, Path: path, API: cfg.API, Peer: id, NoStore: slices.Contains(o.NoStore, i)})
+	}
+	// the latency map needs every node's peer ID, known once all repos exist
+	for i, n := range st.Nodes {
+		lat := latencyConfig(st.Nodes, o.Latency, i)
+		if lat == nil && !n.NoStore {
+			continue
+		}
+		err := node.UpdateConfig(n.Path, func(c *node.Config) {
+			if lat != nil {
+				c.P2P.Latency = lat
+			}
+			c.Cluster.NoStore = c.Cluster.NoStore || n.NoStore
+		})
+		if err != nil {
+			return nil, fmt.Errorf("node %d: %w", n.Index, err)
+		}
 	}
 	if err := st.save(o.Dir); err != nil {
 		return nil, err
@@ -200,26 +259,43 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	return st, st.waitCluster(ctx, o.Ready)
 }
 
+// latencyConfig is node i's (0-based) p2p.latency: row i of m keyed by
+// the other nodes' peer IDs, zero delays left out; nil when none.
+func latencyConfig(nodes []Node, m [][]time.Duration, i int) map[string]string {
+	if m == nil {
+		return nil
+	}
+	var out map[string]string
+	for j, d := range m[i] {
+		if j == i || d <= 0 {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[nodes[j].Peer] = d.String()
+	}
+	return out
+}
+
 // waitCluster waits until every node is in the raft configuration, knows
-// the leader, and sees every node as a member and the full voter set.
+// the leader, sees every node as a member and the full voter set, and
+// sees a capacity reported by every storing node (the daemons report it
+// every few seconds; placement skips members without one).
 func (st *State) waitCluster(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
-	voters := min(len(st.Nodes), 3)
 	for {
-		ready := true
+		why := ""
 		for _, n := range st.Nodes {
-			cs, err := clusterStatus(n.API)
-			if err != nil || cs.Leader == "" || (cs.Role != "leader" && cs.Role != "voter" && cs.Role != "nonvoter") ||
-				cs.Metadata.Members != len(st.Nodes) || len(cs.Voters) != voters {
-				ready = false
+			if why = st.notReady(n); why != "" {
 				break
 			}
 		}
-		if ready {
+		if why == "" {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return errors.New("the cluster did not form in time (see DIR/nodeI/daemon.log)")
+			return fmt.Errorf("the cluster did not form in time: %s (see DIR/nodeI/daemon.log)", why)
 		}
 		select {
 		case <-ctx.Done():
@@ -227,6 +303,34 @@ func (st *State) waitCluster(ctx context.Context, limit time.Duration) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// notReady says why node n's view of the cluster is not complete yet, or
+// returns "".
+func (st *State) notReady(n Node) string {
+	cs, err := clusterStatus(n.API)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("node %d: %v", n.Index, err)
+	case cs.Leader == "":
+		return fmt.Sprintf("node %d knows no leader", n.Index)
+	case cs.Role != "leader" && cs.Role != "voter" && cs.Role != "nonvoter":
+		return fmt.Sprintf("node %d is not in the raft configuration", n.Index)
+	case cs.Metadata.Members != len(st.Nodes):
+		return fmt.Sprintf("node %d sees %d of %d members", n.Index, cs.Metadata.Members, len(st.Nodes))
+	case len(cs.Voters) != min(len(st.Nodes), 3):
+		return fmt.Sprintf("node %d sees %d voters", n.Index, len(cs.Voters))
+	}
+	capacity := map[string]uint64{}
+	for _, m := range cs.Members {
+		capacity[m.ID] = m.Capacity
+	}
+	for _, m := range st.Nodes {
+		if !m.NoStore && capacity[m.Peer] == 0 {
+			return fmt.Sprintf("node %d sees no capacity from node %d", n.Index, m.Index)
+		}
+	}
+	return ""
 }
 
 // start runs node n's daemon in its own process group, so it outlives the

@@ -4,13 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/fungistor/fungistor/testnet"
 )
 
 func runTestnet(args []string) error {
-	usage := "usage: fungi testnet up -n N --dir DIR [--ec K/M] | status --dir DIR [--json] | stop --dir DIR [--kill] I... | start --dir DIR I... | down --dir DIR"
+	usage := "usage: fungi testnet up -n N --dir DIR [--ec K/M] [--latency SPEC] [--no-store I,J...] | status --dir DIR [--json] | stop --dir DIR [--kill] I... | start --dir DIR I... | down --dir DIR"
 	if len(args) == 0 {
 		return usagef("%s", usage)
 	}
@@ -18,12 +20,14 @@ func runTestnet(args []string) error {
 	fs := newFlagSet("fungi testnet " + sub)
 	dir := fs.String("dir", "", "the testnet's directory (one repo per node in DIR/nodeI)")
 	var n *int
-	var coding *string
+	var coding, latency, noStore *string
 	var asJSON, kill *bool
 	switch sub {
 	case "up":
 		n = fs.Int("n", 5, "number of nodes")
 		coding = fs.String("ec", "", "erasure coding K/M of every node")
+		latency = fs.String("latency", "", testnet.LatencySyntax)
+		noStore = fs.String("no-store", "", "comma-separated `indices` of nodes that hold no fragments (readers, gateways), e.g. 4,5")
 	case "status":
 		asJSON = fs.Bool("json", false, "print a JSON array")
 	case "stop":
@@ -65,12 +69,25 @@ func runTestnet(args []string) error {
 				return usagef("--ec: %v", err)
 			}
 		}
-		st, err := testnet.Up(ctx, testnet.Options{N: *n, Dir: *dir, Coding: *coding})
+		o := testnet.Options{N: *n, Dir: *dir, Coding: *coding}
+		if *latency != "" {
+			if o.Latency, err = testnet.ParseLatency(*latency, *n); err != nil {
+				return usagef("--%v", err)
+			}
+		}
+		if o.NoStore, err = parseNodeList(*noStore, *n); err != nil {
+			return usagef("--no-store: %v", err)
+		}
+		st, err := testnet.Up(ctx, o)
 		if err != nil {
 			return err
 		}
 		for _, nd := range st.Nodes {
-			fmt.Printf("node %d: FUNGI_PATH=%s (api %s, pid %d)\n", nd.Index, nd.Path, nd.API, nd.PID)
+			extra := ""
+			if nd.NoStore {
+				extra = ", no-store"
+			}
+			fmt.Printf("node %d: FUNGI_PATH=%s (api %s, pid %d, peer %s%s)\n", nd.Index, nd.Path, nd.API, nd.PID, nd.Peer, extra)
 		}
 		return nil
 	case "status":
@@ -100,4 +117,22 @@ func runTestnet(args []string) error {
 	default:
 		return testnet.Down(*dir)
 	}
+}
+
+// parseNodeList parses "1,3" into node indices from 1 to n ("" is none).
+func parseNodeList(s string, n int) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		i, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || i < 1 || i > n {
+			return nil, fmt.Errorf("%q is not a node index from 1 to %d", f, n)
+		}
+		if !slices.Contains(out, i) {
+			out = append(out, i)
+		}
+	}
+	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -111,4 +112,103 @@ func TestTestnetLifecycle(t *testing.T) {
 	if out, err := run("status", "--dir", dir); err == nil || !strings.Contains(out, "no testnet here") {
 		t.Fatalf("status after down: %q", out)
 	}
+}
+
+// fungi testnet up --latency: the simulated delays show in the RTTs the
+// nodes measure (node 1 is 2 ms from node 2 and 60 ms from node 3, each
+// way); --no-store lands in the node's config.
+func TestTestnetLatency(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tn")
+	for _, bad := range [][]string{{"--latency", "0,1;1,0"}, {"--latency", "0,1,x;1,0,1;1,1,0"}, {"--latency", "regions=1,2:5ms"}, {"--no-store", "4"}} {
+		out, err := exec.Command(fungiBin, append([]string{"testnet", "up", "-n", "3", "--dir", dir}, bad...)...).CombinedOutput()
+		if err == nil || strings.Count(strings.TrimSpace(string(out)), "\n") > 0 || !strings.Contains(string(out), bad[0]+": ") {
+			t.Errorf("%v: %q %v; want a one-line error", bad, out, err)
+		}
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Fatal("a rejected up left a testnet directory")
+	}
+	t.Cleanup(func() {
+		// SIGKILL first: a clean shutdown takes seconds per node
+		exec.Command(fungiBin, "testnet", "stop", "--dir", dir, "--kill", "1", "2", "3").Run()
+		exec.Command(fungiBin, "testnet", "down", "--dir", dir).Run()
+	})
+	out, err := exec.Command(fungiBin, "testnet", "up", "-n", "3", "--dir", dir,
+		"--latency", "0,2,60;2,0,2;60,2,0", "--no-store", "3").CombinedOutput()
+	if err != nil {
+		t.Fatalf("up: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "testnet.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Nodes []struct {
+			Index int    `json:"index"`
+			Path  string `json:"path"`
+			Peer  string `json:"peer"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil || len(st.Nodes) != 3 {
+		t.Fatalf("testnet.json: %v: %s", err, b)
+	}
+	index := map[string]int{}
+	for _, n := range st.Nodes {
+		if n.Peer == "" {
+			t.Fatalf("node %d has no peer ID: %s", n.Index, b)
+		}
+		index[n.Peer] = n.Index
+	}
+	var cfg struct {
+		P2P struct {
+			Latency map[string]string `json:"latency"`
+		} `json:"p2p"`
+		Cluster struct {
+			NoStore bool `json:"no_store"`
+		} `json:"cluster"`
+	}
+	b, _ = os.ReadFile(filepath.Join(st.Nodes[0].Path, "config.json"))
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{st.Nodes[1].Peer: "2ms", st.Nodes[2].Peer: "60ms"}; !reflect.DeepEqual(cfg.P2P.Latency, want) || cfg.Cluster.NoStore {
+		t.Fatalf("node 1's config: %s", b)
+	}
+	b, _ = os.ReadFile(filepath.Join(st.Nodes[2].Path, "config.json"))
+	if err := json.Unmarshal(b, &cfg); err != nil || !cfg.Cluster.NoStore {
+		t.Fatalf("node 3's config: %v %s", err, b)
+	}
+
+	// RTTs come from a ping on connect and every 10 s
+	var rtt map[int]float64
+	for deadline := time.Now().Add(25 * time.Second); ; {
+		cmd := exec.Command(fungiBin, "cluster", "peers", "--json")
+		cmd.Env = append(os.Environ(), "FUNGI_PATH="+st.Nodes[0].Path)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("cluster peers: %v", err)
+		}
+		var peers []struct {
+			PeerID string  `json:"peer_id"`
+			RTT    float64 `json:"rtt_ms"`
+		}
+		if err := json.Unmarshal(out, &peers); err != nil {
+			t.Fatalf("cluster peers --json: %v: %s", err, out)
+		}
+		rtt = map[int]float64{}
+		for _, p := range peers {
+			if i := index[p.PeerID]; i != 0 {
+				rtt[i] = p.RTT
+			}
+		}
+		// 2*60 ms against 2*2 ms, with room for a slow machine
+		if rtt[2] > 0 && rtt[3] >= 100 && rtt[3] > rtt[2]+80 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node 1's RTTs (ms) by node: %v; want node 3 about 120, node 2 about 4", rtt)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("node 1's RTTs (ms) by node: %v", rtt)
 }
