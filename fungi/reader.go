@@ -218,7 +218,9 @@ type objectDAG struct {
 func decodeNode(blk blocks.Block) (ipld.Node, error) {
 	switch blk.Cid().Prefix().Codec {
 	case cid.Raw:
-		return mdag.NewRawNodeWPrefix(blk.RawData(), blk.Cid().Prefix())
+		// not NewRawNodeWPrefix: it hashes the data again, and every
+		// block here is verified against its CID already
+		return &mdag.RawNode{Block: blk}, nil
 	case cid.DagProtobuf:
 		return mdag.DecodeProtobufBlock(blk)
 	}

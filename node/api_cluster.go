@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"slices"
 	"strconv"
@@ -306,6 +307,8 @@ func (a *api) handleCluster() {
 		a.handle("POST /api/v0/debug/unblock", a.block(false))
 		a.handle("POST /api/v0/debug/snapshot", a.snapshot)
 		a.handle("POST /api/v0/debug/fault", a.fault)
+		a.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		a.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		a.handle("POST /api/v0/debug/commit-bench", a.commitBench)
 	}
 }

@@ -161,10 +161,11 @@ func (a *APIClient) Add(ctx context.Context, path string, o AddOptions) (*AddRes
 }
 
 // leaderTrouble: an add failed because the cluster had no leader or lost
-// it; a retry may succeed.
+// it, or a storage node failed midway; a retry may succeed.
 func leaderTrouble(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, ErrLeaderLost.Error()) || strings.Contains(s, "no leader") ||
+		strings.Contains(s, ErrPoolChanged.Error()) ||
 		strings.Contains(s, "no longer the leader") || strings.Contains(s, "leadership lost")
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/ipfs/boxo/files"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
@@ -142,8 +143,9 @@ func (r *Repo) AddNode(ctx context.Context, n files.Node, o AddOptions, step fun
 		return nil, err
 	}
 	place, left, parallel := r.placement(), []string(nil), 0
+	var failed atomic.Int32 // puts that failed: the pool changed
 	if r.cluster != nil {
-		if place, left, err = r.cluster.placeNew(); err != nil {
+		if place, left, err = r.cluster.placeNew(&failed); err != nil {
 			return nil, httpError{503, err}
 		}
 		parallel = 8 // puts wait on the network: keep more leaves in flight
@@ -166,6 +168,9 @@ func (r *Repo) AddNode(ctx context.Context, n files.Node, o AddOptions, step fun
 		}
 	}
 	if err != nil {
+		if failed.Load() > 0 && ctx.Err() == nil {
+			err = fmt.Errorf("%w: %v", ErrPoolChanged, err)
+		}
 		return nil, err
 	}
 	return &AddResult{Root: m.Root.String(), Size: m.Size, Blocks: m.Leaves, Stored: m.Stored,

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -23,6 +24,14 @@ import (
 // minFree is the free space a member must have left to receive new
 // fragments.
 const minFree = 64 << 20
+
+// ErrPoolChanged: a storage node failed during an add. It is left out of
+// the next adds for a while, so sending the add again succeeds.
+var ErrPoolChanged = errors.New("a storage node failed during the add (the next add leaves it out; retry)")
+
+// suspectFor is how long a node whose fragment put failed is left out of
+// new adds' pools.
+const suspectFor = 30 * time.Second
 
 // ErrNoPool: no member can take new fragments.
 var ErrNoPool = errors.New("no storage node can take new content (all down, full or no_store)")
@@ -58,6 +67,52 @@ type clusterContent struct {
 
 	badMu     sync.Mutex
 	badLogged map[string]time.Time
+
+	suspectMu sync.Mutex
+	suspects  map[string]time.Time // member -> when a put to it failed
+}
+
+// suspect leaves a member out of new pools for suspectFor.
+func (cc *clusterContent) suspect(id string) {
+	cc.suspectMu.Lock()
+	cc.suspects[id] = time.Now()
+	cc.suspectMu.Unlock()
+}
+
+func (cc *clusterContent) suspected(id string) bool {
+	cc.suspectMu.Lock()
+	defer cc.suspectMu.Unlock()
+	at, ok := cc.suspects[id]
+	if ok && time.Since(at) > suspectFor {
+		delete(cc.suspects, id)
+		ok = false
+	}
+	return ok
+}
+
+// putTracker marks a member suspect when a put to it fails, and counts
+// such failures for the add it serves.
+type putTracker struct {
+	fungi.FragmentStore
+	cc     *clusterContent
+	id     string
+	failed *atomic.Int32
+}
+
+func (t putTracker) PutFragment(ctx context.Context, key, data []byte) error {
+	err := t.FragmentStore.PutFragment(ctx, key, data)
+	if err != nil && ctx.Err() == nil {
+		t.cc.suspect(t.id)
+		t.failed.Add(1)
+	}
+	return err
+}
+
+func (t putTracker) DeleteFragment(ctx context.Context, key []byte) error {
+	if d, ok := t.FragmentStore.(fungi.FragmentDeleter); ok {
+		return d.DeleteFragment(ctx, key)
+	}
+	return nil
 }
 
 // bad reports a holder that failed to deliver a valid fragment.
@@ -80,7 +135,7 @@ func (cc *clusterContent) bad(holder string, block cid.Cid, index int, err error
 func newClusterContent(repo *Repo, host *p2p.Host, cluster *clusterRunner, log *slog.Logger) *clusterContent {
 	cc := &clusterContent{host: host, cluster: cluster, repo: repo, log: log, self: host.ID().String(),
 		lat: fungi.NewLatency(), inflight: map[cid.Cid]int{}, resolving: map[peer.ID]*sync.Mutex{},
-		badLogged: map[string]time.Time{}}
+		badLogged: map[string]time.Time{}, suspects: map[string]time.Time{}}
 	// a holder never read from ranks by its libp2p RTT (pings)
 	cc.lat.Prior = func(id string) (time.Duration, bool) {
 		if id == cc.self || id == "local" {
@@ -118,7 +173,7 @@ func (cc *clusterContent) placement(m *fungi.Manifest) fungi.Spread {
 // (not no_store), has room, and that this node (the leader: it hears from
 // every server) heard from lately. Members are ordered by ID; Spread
 // then places each block on distinct nodes, across failure domains.
-func (cc *clusterContent) placeNew() (fungi.Spread, []string, error) {
+func (cc *clusterContent) placeNew(failed *atomic.Int32) (fungi.Spread, []string, error) {
 	cn := cc.cluster.node()
 	members := cn.FSM().Members()
 	if len(members) == 0 { // a node alone that never admitted anyone
@@ -131,6 +186,7 @@ func (cc *clusterContent) placeNew() (fungi.Spread, []string, error) {
 	for _, s := range cn.Status().Servers {
 		healthy[s.ID] = s.Healthy
 	}
+	net := cc.host.LibP2P().Network()
 	var sp fungi.Spread
 	var left []string
 	for _, m := range members {
@@ -138,7 +194,7 @@ func (cc *clusterContent) placeNew() (fungi.Spread, []string, error) {
 		switch {
 		case m.Capacity == 0:
 			why = "stores nothing"
-		case m.ID != cc.self && !healthy[m.ID]:
+		case m.ID != cc.self && (!healthy[m.ID] || cc.suspected(m.ID) || !connected(net, m.ID)):
 			why = "down"
 		case m.Used+minFree > m.Capacity:
 			why = "full"
@@ -147,12 +203,21 @@ func (cc *clusterContent) placeNew() (fungi.Spread, []string, error) {
 			left = append(left, m.ID+" ("+why+")")
 			continue
 		}
-		sp.Pool = append(sp.Pool, fungi.Target{ID: m.ID, Domain: m.Domain, Store: cc.store(m.ID)})
+		sp.Pool = append(sp.Pool, fungi.Target{ID: m.ID, Domain: m.Domain,
+			Store: putTracker{FragmentStore: cc.store(m.ID), cc: cc, id: m.ID, failed: failed}})
 	}
 	if len(sp.Pool) == 0 {
 		return sp, left, ErrNoPool
 	}
 	return sp, left, nil
+}
+
+// connected reports whether this host has a live connection to id (the
+// leader is connected to every member it heard from; a killed node's TCP
+// connections close at once).
+func connected(n network.Network, id string) bool {
+	p, err := peer.Decode(id)
+	return err == nil && n.Connectedness(p) == network.Connected
 }
 
 // admit marks a block as being written by an add on this node.
