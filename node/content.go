@@ -200,7 +200,9 @@ func (r *Repo) store(ctx context.Context, n files.Node, p fungi.Profile, w *fung
 	if err != nil {
 		return nil, 0, fmt.Errorf("commit the manifest through the cluster: %w", err)
 	}
-	return m, idx, nil
+	// a copy in the repo too: with the daemon stopped, the repo opened
+	// directly still reads what it added (all of it, on a one-node cluster)
+	return m, idx, r.putManifest(ctx, m)
 }
 
 // stepDAG calls step after every Add.
@@ -399,6 +401,9 @@ func (r *Repo) Ls(ctx context.Context, c cid.Cid) ([]Entry, error) {
 			return err
 		}
 		e, err := describe(ctx, dag, l.Name, child)
+		if e.Type == "directory" {
+			e.Size = l.Size // cumulative: the subtree's content and nodes
+		}
 		out = append(out, e)
 		return err
 	})

@@ -235,8 +235,9 @@ func (r *Repo) readPlacement(m *fungi.Manifest) fungi.Spread {
 		return r.cluster.placement(m)
 	}
 	local := r.local()
+	self, _ := PeerID(r.Path) // a daemon's adds name this node by its peer ID
 	return fungi.SpreadOf(m, func(p fungi.PoolMember) fungi.FragmentStore {
-		if p.ID == "local" {
+		if p.ID == "local" || p.ID == self {
 			return local
 		}
 		return nil

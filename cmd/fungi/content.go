@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -88,9 +90,10 @@ func runStore(api string, quiet bool, profile, coding string, hidden bool, path 
 	ctx, stop := signalContext()
 	defer stop()
 	prog := newProgress(quiet, "adding")
+	total := treeSize(path, hidden)
 	var done atomic.Int64
 	res, err := repo.Add(ctx, path, node.AddOptions{Profile: profile, Coding: coding, Hidden: hidden,
-		Progress: func(n int64) { prog.update(done.Add(n)) }})
+		Progress: func(n int64) { prog.updateOf(done.Add(n), total) }})
 	prog.done()
 	if err != nil {
 		return err
@@ -171,8 +174,16 @@ func runGet(args []string) error {
 	ctx, stop := signalContext()
 	defer stop()
 	prog := newProgress(*quiet, "getting")
+	var total int64
+	if prog.on { // the size, for the ETA: the entries' (cumulative) sizes
+		if ents, err := repo.Ls(ctx, c); err == nil {
+			for _, e := range ents {
+				total += int64(e.Size)
+			}
+		}
+	}
 	var done atomic.Int64
-	err = repo.Get(ctx, c, *out, func(n int64) { prog.update(done.Add(n)) })
+	err = repo.Get(ctx, c, *out, func(n int64) { prog.updateOf(done.Add(n), total) })
 	prog.done()
 	if err != nil {
 		return err
@@ -322,6 +333,30 @@ func runStat(args []string) error {
 		fmt.Printf("  unreachable: %s\n", u)
 	}
 	return nil
+}
+
+// treeSize is the bytes of the regular files under path (for the ETA of
+// an add); dotfiles count only with hidden, as the import does.
+func treeSize(path string, hidden bool) int64 {
+	var n int64
+	filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if p != path && !hidden && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 func splitList(s string) []string {

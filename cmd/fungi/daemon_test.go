@@ -92,7 +92,7 @@ func TestDaemon(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"cat", "bafkreifvzgs7jaus4p54dnftzvev25wpnbuxvublv4e4c5ang4sq653fte"}, "content unavailable"},
+		{[]string{"cat", "bafkreifvzgs7jaus4p54dnftzvev25wpnbuxvublv4e4c5ang4sq653fte"}, "not found"},
 		{[]string{"cat", dc}, "is a directory"},
 		{[]string{"cat", "--offset", "99999999", c}, "range outside the content"},
 		{[]string{"get", c, "-o", dst}, "already exists"},
@@ -130,6 +130,6 @@ func TestDaemon(t *testing.T) {
 	}
 	// without the daemon the same commands open the repo directly
 	if out, err := run("cat", c); err != nil || out != string(data) {
-		t.Fatalf("cat after the daemon stopped: %d bytes, %v", len(out), err)
+		t.Fatalf("cat after the daemon stopped: %d bytes, %v: %s", len(out), err, out)
 	}
 }
