@@ -138,7 +138,7 @@ func (r *Repo) AddNode(ctx context.Context, n files.Node, o AddOptions, step fun
 	if err != nil {
 		return nil, httpError{400, err}
 	}
-	codec, err := fungi.NewCodec(r.Secret(), coding)
+	codec, err := r.codec(coding)
 	if err != nil {
 		return nil, err
 	}
@@ -245,6 +245,28 @@ func (r *Repo) putManifest(ctx context.Context, m *fungi.Manifest) error {
 	return r.meta.Sync()
 }
 
+// codec returns the codec of coding under the repo's current secret,
+// cached: a codec keeps Reed-Solomon decoding matrices it has inverted, so
+// reuse makes reads with missing fragments cheaper.
+func (r *Repo) codec(c fungi.Coding) (*fungi.Codec, error) {
+	secret := r.Secret()
+	key := c.String() + "/" + string(secret)
+	r.codecMu.Lock()
+	defer r.codecMu.Unlock()
+	if cd, ok := r.codecs[key]; ok {
+		return cd, nil
+	}
+	cd, err := fungi.NewCodec(secret, c)
+	if err != nil {
+		return nil, err
+	}
+	if r.codecs == nil || len(r.codecs) > 16 {
+		r.codecs = map[string]*fungi.Codec{}
+	}
+	r.codecs[key] = cd
+	return cd, nil
+}
+
 // localManifests returns the manifests recorded in the repo itself (adds
 // made while it was not part of a cluster).
 func (r *Repo) localManifests(ctx context.Context) ([]*fungi.Manifest, error) {
@@ -330,7 +352,7 @@ func (r *Repo) object(ctx context.Context, c cid.Cid) (ipld.Node, ipld.DAGServic
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	codec, err := fungi.NewCodec(r.Secret(), m.Coding)
+	codec, err := r.codec(m.Coding)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -264,6 +265,9 @@ type Repo struct {
 	// over it and committed through raft; reads find manifests and
 	// fragments through it. nil: the repo works alone.
 	cluster *clusterContent
+
+	codecMu sync.Mutex
+	codecs  map[string]*fungi.Codec // by coding and secret
 	db      *zdb.DB
 	frags   *zdb.Namespace
 	meta    *zdb.Namespace

@@ -85,7 +85,7 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 	if err != nil {
 		return nil, err
 	}
-	codec, err := fungi.NewCodec(r.Secret(), m.Coding)
+	codec, err := r.codec(m.Coding)
 	if err != nil {
 		return nil, err
 	}
