@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 
 	"github.com/ipfs/boxo/files"
@@ -296,13 +297,17 @@ func (r *Repo) localManifests(ctx context.Context) ([]*fungi.Manifest, error) {
 }
 
 // ErrNotFound: the repo knows no content with that CID.
-var ErrNotFound = errors.New("not found in this repo")
+var ErrNotFound = errors.New("not found (no object with this CID here or in the cluster)")
 
 // ParseCID parses a CID given by a user, with a one-line error.
 func ParseCID(s string) (cid.Cid, error) {
 	c, err := cid.Decode(s)
 	if err != nil {
-		return cid.Undef, fmt.Errorf("invalid CID %q: %v", s, err)
+		msg := err.Error()
+		for strings.HasPrefix(msg, "invalid cid: ") {
+			msg = strings.TrimPrefix(msg, "invalid cid: ")
+		}
+		return cid.Undef, fmt.Errorf("invalid CID %q: %s", s, msg)
 	}
 	return c, nil
 }

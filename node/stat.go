@@ -38,7 +38,10 @@ type HolderStat struct {
 	ID        string `json:"id"`
 	Fragments int    `json:"fragments"`
 	Missing   int    `json:"missing"`
-	Reachable bool   `json:"reachable"`
+	// Corrupt counts fragments that failed their check (with verify);
+	// they are counted in Missing too.
+	Corrupt   int  `json:"corrupt,omitempty"`
+	Reachable bool `json:"reachable"`
 }
 
 // BlockStat is a block short of fragments.
@@ -70,7 +73,8 @@ type probe struct {
 	block, index int // into leaves, fragment index
 	key          []byte
 	ok           bool
-	err          error
+	err          error // the holder failed to answer (or had no such fragment)
+	bad          error // it answered with a fragment that failed its check
 }
 
 // Stat checks every fragment of an object, all holders in parallel: with
@@ -147,6 +151,9 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 			if p.err != nil && !errors.Is(p.err, fungi.ErrFragmentNotFound) {
 				h.Reachable = false
 			}
+			if p.bad != nil {
+				h.Corrupt++
+			}
 			if p.ok {
 				h.Fragments++
 				valid[p.block]++
@@ -200,9 +207,9 @@ func check(ctx context.Context, s fungi.FragmentStore, ps []*probe, verify bool,
 			vals, errs := b.GetFragments(ctx, keys)
 			for i, p := range ps {
 				if p.err = errs[i]; p.err == nil {
-					p.err = valid(p, vals[i])
+					p.bad = valid(p, vals[i])
 				}
-				p.ok = p.err == nil
+				p.ok = p.err == nil && p.bad == nil
 			}
 			return
 		}
@@ -216,9 +223,9 @@ func check(ctx context.Context, s fungi.FragmentStore, ps []*probe, verify bool,
 		if verify {
 			var data []byte
 			if data, p.err = s.GetFragment(ctx, p.key); p.err == nil {
-				p.err = valid(p, data)
+				p.bad = valid(p, data)
 			}
-			p.ok = p.err == nil
+			p.ok = p.err == nil && p.bad == nil
 			continue
 		}
 		p.ok, p.err = s.HasFragment(ctx, p.key)

@@ -258,6 +258,15 @@ func (h *Host) pingAll(peers []peer.ID) {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			rtt, err := h.pingOnce(h.ctx, p)
+			if _, known := h.lat.get(p); !known && err == nil {
+				// a first estimate stays for several intervals: take the
+				// least of a few pings, not one that met a busy moment
+				for range 2 {
+					if r, err := h.pingOnce(h.ctx, p); err == nil {
+						rtt = min(rtt, r)
+					}
+				}
+			}
 			if err != nil {
 				if h.ctx.Err() == nil {
 					h.log.Debug("p2p ping failed", "peer", p, "err", oneLine(err))

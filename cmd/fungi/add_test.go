@@ -106,7 +106,7 @@ func TestContentCommands(t *testing.T) {
 	}{
 		{[]string{"cat", "not-a-cid"}, `invalid CID "not-a-cid"`},
 		{[]string{"cat", "bafkreifvzgs7jaus4p54dnftzvev25wpnbuxvublv4e4c5ang4sq653fte"}, "content unavailable"},
-		{[]string{"cat", "bafybeigdnut6sum53yg62szab2b6zaw64moulrbcdpwxbiqa4zaeb5eg2m"}, "not found in this repo"},
+		{[]string{"cat", "bafybeigdnut6sum53yg62szab2b6zaw64moulrbcdpwxbiqa4zaeb5eg2m"}, "not found"},
 		{[]string{"cat", "--offset", "99999999", c}, "range outside the content"},
 		{[]string{"get", c, "-o", dst}, "already exists"},
 		{[]string{"add", "/nonexistent"}, "no such file or directory"},

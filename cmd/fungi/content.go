@@ -294,6 +294,9 @@ func runStat(args []string) error {
 		if h.Missing > 0 {
 			fmt.Printf(", %d missing", h.Missing)
 		}
+		if h.Corrupt > 0 {
+			fmt.Printf(" (%d of them CORRUPT)", h.Corrupt)
+		}
 		if !h.Reachable {
 			fmt.Print(", UNREACHABLE")
 		}
