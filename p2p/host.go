@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
@@ -110,6 +112,7 @@ func New(ctx context.Context, cfg Config, priv crypto.PrivKey) (*Host, error) {
 		// times cheaper than Noise's ChaCha20-Poly1305 for bulk fragments
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Security(noise.ID, noise.New),
+		libp2p.DialRanker(tcpFirst),
 		libp2p.ConnectionManager(cm),
 		libp2p.ConnectionGater(gate),
 		libp2p.Ping(false), // ours, so that ExtraLatency applies to it
@@ -346,4 +349,30 @@ func (h *Host) FindProviders(ctx context.Context, c cid.Cid, max int) ([]peer.Ad
 		return nil, fmt.Errorf("p2p: find providers %s: %w", c, context.Cause(ctx))
 	}
 	return out, nil
+}
+
+// quicFallback is how long a dial waits for TCP before it also tries QUIC.
+const quicFallback = 300 * time.Millisecond
+
+// tcpFirst is the dial ranker: TCP addresses at once, the others (QUIC)
+// quicFallback later, or at once when the peer has no TCP address. Bulk
+// fragment traffic costs several times less CPU over TCP (large segments,
+// one syscall per 64 KiB on loopback) than over QUIC (one syscall and one
+// packet decryption per 1.2 KiB datagram); libp2p's default ranker dials
+// QUIC first.
+func tcpFirst(addrs []multiaddr.Multiaddr) []network.AddrDelay {
+	isTCP := func(a multiaddr.Multiaddr) bool {
+		_, err := a.ValueForProtocol(multiaddr.P_TCP)
+		return err == nil
+	}
+	hasTCP := slices.ContainsFunc(addrs, isTCP)
+	out := make([]network.AddrDelay, 0, len(addrs))
+	for _, a := range addrs {
+		var d time.Duration
+		if hasTCP && !isTCP(a) {
+			d = quicFallback
+		}
+		out = append(out, network.AddrDelay{Addr: a, Delay: d})
+	}
+	return out
 }
