@@ -262,7 +262,8 @@ func (a *api) cat(w http.ResponseWriter, r *http.Request) error {
 	// client in the trailer, which needs a chunked body
 	w.Header().Set("Trailer", "X-Stream-Error")
 	w.Write(first)
-	copied, err := io.Copy(w, body)
+	// 1 MiB writes (a block at a time), not io.Copy's 32 KiB
+	copied, err := io.CopyBuffer(struct{ io.Writer }{w}, body, make([]byte, 1<<20))
 	a.read.Add(float64(copied + int64(len(first))))
 	if err != nil {
 		w.Header().Set("X-Stream-Error", err.Error())

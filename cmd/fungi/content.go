@@ -149,7 +149,8 @@ func runCat(args []string) error {
 		return err
 	}
 	defer rd.Close()
-	_, err = io.Copy(os.Stdout, rd)
+	// 1 MiB reads and writes: os.File's ReadFrom would copy 32 KiB at a time
+	_, err = io.CopyBuffer(struct{ io.Writer }{os.Stdout}, rd, make([]byte, 1<<20))
 	return err
 }
 
