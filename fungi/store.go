@@ -28,6 +28,13 @@ type FragmentDeleter interface {
 	DeleteFragment(ctx context.Context, key []byte) error
 }
 
+// FragmentBatchPutter is implemented by stores that take many fragments in
+// one call (one network request, one durability wait): the writer sends
+// each block's fragments for one target together.
+type FragmentBatchPutter interface {
+	PutFragments(ctx context.Context, keys, values [][]byte) error
+}
+
 // MemStore is an in-memory FragmentStore.
 type MemStore struct {
 	mu sync.RWMutex

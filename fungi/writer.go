@@ -125,14 +125,42 @@ func (w *Writer) storeLeaf(c cid.Cid, data []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	errs := make(chan error, len(enc.Fragments))
+	// one request per target: its fragments of this block together
+	type batch struct {
+		store      FragmentStore
+		keys, vals [][]byte
+	}
+	var batches []*batch
+	byID := map[string]*batch{}
 	for i, frag := range enc.Fragments {
+		t := targets[i]
+		b := byID[t.ID]
+		if b == nil {
+			b = &batch{store: t.Store}
+			byID[t.ID] = b
+			batches = append(batches, b)
+		}
+		b.keys = append(b.keys, FragmentKey(c, w.coding, i))
+		b.vals = append(b.vals, frag)
+	}
+	errs := make(chan error, len(batches))
+	for _, b := range batches {
 		go func() {
-			errs <- targets[i].Store.PutFragment(w.ctx, FragmentKey(c, w.coding, i), frag)
+			if bp, ok := b.store.(FragmentBatchPutter); ok && len(b.keys) > 1 {
+				errs <- bp.PutFragments(w.ctx, b.keys, b.vals)
+				return
+			}
+			var first error
+			for i, k := range b.keys {
+				if err := b.store.PutFragment(w.ctx, k, b.vals[i]); err != nil && first == nil {
+					first = err
+				}
+			}
+			errs <- first
 		}()
 	}
 	var first error
-	for range enc.Fragments {
+	for range batches {
 		if err := <-errs; err != nil && first == nil {
 			first = err
 		}

@@ -251,6 +251,18 @@ func (f *faultStore) GetFragment(ctx context.Context, key []byte) ([]byte, error
 	return f.FragmentStore.GetFragment(ctx, key)
 }
 
+func (f *faultStore) PutFragments(ctx context.Context, keys, values [][]byte) error {
+	if b, ok := f.FragmentStore.(fungi.FragmentBatchPutter); ok {
+		return b.PutFragments(ctx, keys, values)
+	}
+	for i, k := range keys {
+		if err := f.FragmentStore.PutFragment(ctx, k, values[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (f *faultStore) DeleteFragment(ctx context.Context, key []byte) error {
 	if d, ok := f.FragmentStore.(fungi.FragmentDeleter); ok {
 		return d.DeleteFragment(ctx, key)

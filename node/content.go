@@ -34,6 +34,33 @@ func (s kvFragments) PutFragment(ctx context.Context, key, data []byte) error {
 	return err
 }
 
+// PutFragments writes every fragment, then waits once for durability.
+func (s kvFragments) PutFragments(ctx context.Context, keys, values [][]byte) error {
+	ns, ok := s.kv.(*zdb.Namespace)
+	if !ok {
+		for i, k := range keys {
+			if err := s.PutFragment(ctx, k, values[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var last uint64
+	for i, k := range keys {
+		_, changed, commit, err := ns.Write(k, values[i])
+		if err != nil {
+			return err
+		}
+		if changed {
+			last = commit
+		}
+	}
+	if last == 0 {
+		return nil
+	}
+	return ns.Flush(last)
+}
+
 func (s kvFragments) GetFragment(ctx context.Context, key []byte) ([]byte, error) {
 	v, err := s.kv.Get(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
@@ -60,6 +87,16 @@ func (s kvFragments) DeleteFragment(ctx context.Context, key []byte) error {
 type zdbFragments struct {
 	kvFragments
 	ns *zdb.Namespace
+}
+
+// PutFragments buffers too (the add syncs at its end).
+func (s zdbFragments) PutFragments(_ context.Context, keys, values [][]byte) error {
+	for i, k := range keys {
+		if _, _, _, err := s.ns.Write(k, values[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s zdbFragments) PutFragment(_ context.Context, key, data []byte) error {

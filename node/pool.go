@@ -108,6 +108,24 @@ func (t putTracker) PutFragment(ctx context.Context, key, data []byte) error {
 	return err
 }
 
+func (t putTracker) PutFragments(ctx context.Context, keys, values [][]byte) error {
+	var err error
+	if b, ok := t.FragmentStore.(fungi.FragmentBatchPutter); ok {
+		err = b.PutFragments(ctx, keys, values)
+	} else {
+		for i, k := range keys {
+			if err = t.FragmentStore.PutFragment(ctx, k, values[i]); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		t.cc.suspect(t.id)
+		t.failed.Add(1)
+	}
+	return err
+}
+
 func (t putTracker) DeleteFragment(ctx context.Context, key []byte) error {
 	if d, ok := t.FragmentStore.(fungi.FragmentDeleter); ok {
 		return d.DeleteFragment(ctx, key)
@@ -452,6 +470,11 @@ func (s *remoteStore) HasFragment(ctx context.Context, key []byte) (bool, error)
 func (s *remoteStore) PutFragment(ctx context.Context, key, data []byte) error {
 	s.cc.resolve(ctx, s.p)
 	return s.FragmentClient.PutFragment(ctx, key, data)
+}
+
+func (s *remoteStore) PutFragments(ctx context.Context, keys, values [][]byte) error {
+	s.cc.resolve(ctx, s.p)
+	return s.FragmentClient.PutFragments(ctx, keys, values)
 }
 
 func (s *remoteStore) DeleteFragment(ctx context.Context, key []byte) error {

@@ -962,6 +962,12 @@ func (ss *serverStream) answer(ctx context.Context, req fragRequest, derr error)
 		}
 		return rep, 0
 	case opPutMany:
+		if b, ok := store.(fungi.FragmentBatchPutter); ok {
+			if err := b.PutFragments(ctx, req.keys, req.values); err != nil {
+				return failReply(stStoreError, err.Error()), 0
+			}
+			return rep, 0
+		}
 		for i, k := range req.keys {
 			if err := store.PutFragment(ctx, k, req.values[i]); err != nil {
 				return failReply(stStoreError, fmt.Sprintf("item %d: %s", i, err)), 0
