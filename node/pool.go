@@ -514,15 +514,30 @@ func (cc *clusterContent) collectOrphans(ctx context.Context, minAge time.Durati
 	if err != nil {
 		return res, err
 	}
+	// keep what some object places on this node: a fragment of a used
+	// block that sits elsewhere (an add retried over another pool after
+	// its leader died) is an orphan too
 	keep := map[string]bool{}
 	for _, m := range ms {
 		leaves, err := m.LeafCIDs()
 		if err != nil {
 			return res, err
 		}
+		place := fungi.Spread{}
+		for _, p := range m.Pool {
+			place.Pool = append(place.Pool, fungi.Target{ID: p.ID, Domain: p.Domain})
+		}
 		for _, l := range leaves {
+			var targets []fungi.Target
+			if len(place.Pool) > 0 {
+				if targets, err = place.Place(l, m.Coding.N); err != nil {
+					return res, err
+				}
+			}
 			for i := range m.Coding.N {
-				keep[string(fungi.FragmentKey(l, m.Coding, i))] = true
+				if targets == nil || targets[i].ID == cc.self || targets[i].ID == "local" {
+					keep[string(fungi.FragmentKey(l, m.Coding, i))] = true
+				}
 			}
 		}
 	}

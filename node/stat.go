@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -60,6 +61,9 @@ type BlockLayout struct {
 	Holders []string `json:"holders"`
 	Missing []int    `json:"missing,omitempty"`
 }
+
+// holderTimeout bounds how long stat waits for one holder.
+const holderTimeout = 15 * time.Second
 
 // fragmentBatcher is a store that answers many keys at once (the
 // fragment exchange).
@@ -126,6 +130,10 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// a holder that does not answer in time is unreachable; it
+			// must not hold up the report
+			ctx, cancel := context.WithTimeout(ctx, holderTimeout)
+			defer cancel()
 			check(ctx, stores[id], ps, verify, func(p *probe, data []byte) error {
 				return codec.Verify(leaves[p.block], p.index, data)
 			})

@@ -1685,12 +1685,16 @@ func (st *fragStream) readPreamble(br *bufio.Reader) error {
 func (st *fragStream) waitReply(br *bufio.Reader) error {
 	lim := st.c.lim
 	for {
-		st.s.SetReadDeadline(time.Now().Add(lim.poll()))
+		deadline := time.Now().Add(lim.poll())
+		st.s.SetReadDeadline(deadline)
 		_, err := br.Peek(1)
 		if err == nil {
 			return nil
 		}
-		if !isTimeout(err) {
+		// only our own deadline means "poll again": a timeout before it
+		// (a failed lazy handshake, QUIC's idle timeout) is the stream's
+		// end, and is returned again at once by every later read
+		if !isTimeout(err) || time.Now().Before(deadline) {
 			return err
 		}
 		st.mu.Lock()
