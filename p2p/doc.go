@@ -9,8 +9,13 @@
 //     (LoadOrCreateIdentity). A corrupt key file is an error
 //     (ErrCorruptIdentity), never silently replaced: the peer ID is the
 //     node's name in the cluster.
-//   - A libp2p host (Host) listening on TCP and QUIC, secured by Noise or
-//     TLS, multiplexed by yamux, with a connection manager (ConnLow/ConnHigh).
+//   - A libp2p host (Host) listening on TCP and QUIC, secured by TLS (or
+//     Noise), multiplexed by yamux, with a connection manager
+//     (ConnLow/ConnHigh). Dials try TCP first and QUIC 300 ms later: bulk
+//     fragment traffic is much cheaper over TCP.
+//   - The fragment exchange (Host.ServeFragments, Host.FragmentPeer) and
+//     HTTP over member-only streams (Host.ListenMember, Host.DialMember):
+//     the daemon forwards adds to the raft leader with them.
 //   - A DHT in server mode under its own protocol prefix (Config.DHTPrefix,
 //     "/fungi" by default, so the cluster's DHT is apart from the public
 //     IPFS one; "/ipfs" speaks the IPFS DHT). Host.FindPeer, Host.Provide and

@@ -4,6 +4,11 @@
 // nodes (repo, API address, pid); a node is addressed by a user with
 // FUNGI_PATH=DIR/nodeI.
 //
+// Options.Latency sets a per-pair one-way delay matrix, written into each
+// node's p2p.latency and applied inside its libp2p streams (no netem
+// needed; ParseLatency reads the CLI's --latency forms), and
+// Options.NoStore makes nodes that store no fragments (readers, gateways).
+//
 // Processes run in their own process groups so they outlive the command
 // that started them. Before signalling a recorded pid, testnet checks that
 // the process still is that node's daemon (its environment names the
