@@ -79,8 +79,10 @@ func (a *api) mustForward(r *http.Request) (peer.ID, bool, error) {
 	if r.Header.Get(forwardedHeader) != "" {
 		return "", false, httpError{http.StatusServiceUnavailable, errors.New("this node is no longer the leader; retry the add")}
 	}
-	if len(cn.FSM().Members()) == 0 && len(cn.Status().Servers) <= 1 {
-		return "", false, httpError{http.StatusServiceUnavailable, errors.New("no leader yet (the node is starting); retry")}
+	if a.cluster.ready() != nil {
+		// in no cluster (yet): handled here, where a bad upload is a 400
+		// and a good one fails at the commit with ErrNotJoined
+		return "", false, nil
 	}
 	id := cn.Leader()
 	if id == "" {
