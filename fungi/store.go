@@ -35,6 +35,21 @@ type FragmentBatchPutter interface {
 	PutFragments(ctx context.Context, keys, values [][]byte) error
 }
 
+// PutFragments stores values[i] under keys[i] on s: in one call when s is
+// a FragmentBatchPutter, else one put at a time (stopping at the first
+// error).
+func PutFragments(ctx context.Context, s FragmentStore, keys, values [][]byte) error {
+	if b, ok := s.(FragmentBatchPutter); ok {
+		return b.PutFragments(ctx, keys, values)
+	}
+	for i, k := range keys {
+		if err := s.PutFragment(ctx, k, values[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // MemStore is an in-memory FragmentStore.
 type MemStore struct {
 	mu sync.RWMutex

@@ -145,19 +145,7 @@ func (w *Writer) storeLeaf(c cid.Cid, data []byte) (int, error) {
 	}
 	errs := make(chan error, len(batches))
 	for _, b := range batches {
-		go func() {
-			if bp, ok := b.store.(FragmentBatchPutter); ok && len(b.keys) > 1 {
-				errs <- bp.PutFragments(w.ctx, b.keys, b.vals)
-				return
-			}
-			var first error
-			for i, k := range b.keys {
-				if err := b.store.PutFragment(w.ctx, k, b.vals[i]); err != nil && first == nil {
-					first = err
-				}
-			}
-			errs <- first
-		}()
+		go func() { errs <- PutFragments(w.ctx, b.store, b.keys, b.vals) }()
 	}
 	var first error
 	for range batches {

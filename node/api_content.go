@@ -254,15 +254,7 @@ func (f *faultStore) GetFragment(ctx context.Context, key []byte) ([]byte, error
 }
 
 func (f *faultStore) PutFragments(ctx context.Context, keys, values [][]byte) error {
-	if b, ok := f.FragmentStore.(fungi.FragmentBatchPutter); ok {
-		return b.PutFragments(ctx, keys, values)
-	}
-	for i, k := range keys {
-		if err := f.FragmentStore.PutFragment(ctx, k, values[i]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return fungi.PutFragments(ctx, f.FragmentStore, keys, values)
 }
 
 func (f *faultStore) DeleteFragment(ctx context.Context, key []byte) error {

@@ -37,7 +37,7 @@ func (s kvFragments) PutFragment(ctx context.Context, key, data []byte) error {
 // PutFragments writes every fragment, then waits once for durability.
 func (s kvFragments) PutFragments(ctx context.Context, keys, values [][]byte) error {
 	ns, ok := s.kv.(*zdb.Namespace)
-	if !ok {
+	if !ok { // a remote ZDB: one SET each
 		for i, k := range keys {
 			if err := s.PutFragment(ctx, k, values[i]); err != nil {
 				return err

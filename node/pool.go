@@ -109,16 +109,7 @@ func (t putTracker) PutFragment(ctx context.Context, key, data []byte) error {
 }
 
 func (t putTracker) PutFragments(ctx context.Context, keys, values [][]byte) error {
-	var err error
-	if b, ok := t.FragmentStore.(fungi.FragmentBatchPutter); ok {
-		err = b.PutFragments(ctx, keys, values)
-	} else {
-		for i, k := range keys {
-			if err = t.FragmentStore.PutFragment(ctx, k, values[i]); err != nil {
-				break
-			}
-		}
-	}
+	err := fungi.PutFragments(ctx, t.FragmentStore, keys, values)
 	if err != nil && ctx.Err() == nil {
 		t.cc.suspect(t.id)
 		t.failed.Add(1)
