@@ -45,6 +45,8 @@ type Config struct {
 	P2P P2PConfig `json:"p2p"`
 	// Cluster configures this node's part in the cluster.
 	Cluster ClusterConfig `json:"cluster"`
+	// Gateway configures the IPFS HTTP gateway.
+	Gateway GatewayConfig `json:"gateway"`
 }
 
 // ClusterConfig is the cluster part of the config. Zero values mean the
@@ -102,6 +104,7 @@ func DefaultConfig() Config {
 		ZDB:     ZDBDirs{Data: "zdb/data", Index: "zdb/index"},
 		API:     "127.0.0.1:5980",
 		P2P:     P2PConfig{Listen: append([]string(nil), p2p.DefaultListenAddrs...)},
+		Gateway: GatewayConfig{Listen: DefaultGatewayListen},
 	}
 }
 
@@ -127,6 +130,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := c.orphanAge(); err != nil {
 		return err
+	}
+	if err := c.Gateway.validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	if v := c.Cluster.Voters; v != 0 && v != 1 && v != 3 && v != 5 {
 		return fmt.Errorf("config: cluster.voters is %d: use 3 or 5", v)
