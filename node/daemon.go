@@ -86,6 +86,8 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 	api := newAPI(repo, log)
 	api.host, api.cluster, api.content, api.served = host, cluster, content, served
 	api.handleCluster()
+	api.handleRouting()
+	api.handleDAG()
 	repo.cluster = content
 	// adds on other nodes are forwarded here when this node leads
 	forwarded := api.serveForwarded()

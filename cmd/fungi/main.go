@@ -36,6 +36,10 @@ func commands() []command {
 		{"cluster", "cluster status|peers|join|leave [--json]: the cluster as this node sees it", runCluster},
 		{"pin", "pin add|rm CID... | pin ls: the cluster's pins", runPin},
 		{"repo", "repo stat | repo gc [--min-age D]: this node's ZDB, orphan collection", runRepo},
+		{"config", "read or set a repo setting: config [--json] KEY [VALUE] | config show", runConfig},
+		{"dag", "dag import FILE.car... | dag export CID: IPLD DAGs as CAR files", runDag},
+		{"block", "block get|stat CID: single blocks of any codec", runBlock},
+		{"routing", "routing put|get /ipns/NAME: signed IPNS records in the cluster", runRouting},
 		{"testnet", "local multi-node cluster: up|status|stop|start|down --dir DIR", runTestnet},
 		{"version", "print the version", func([]string) error { fmt.Println("fungi", version); return nil }},
 	}

@@ -1,0 +1,4 @@
+package node
+
+// handleRouting registers the routing (IPNS record) endpoints: being written.
+func (a *api) handleRouting() {}
