@@ -7,10 +7,10 @@ import (
 	_ "github.com/ipfs/boxo/gateway"
 	_ "github.com/ipfs/boxo/ipns"
 	_ "github.com/ipfs/boxo/namesys"
+	_ "github.com/ipfs/go-unixfsnode"
 	_ "github.com/ipld/go-car/v2"
+	_ "github.com/ipld/go-codec-dagpb"
 	_ "github.com/ipld/go-ipld-prime"
 	_ "github.com/ipld/go-ipld-prime/codec/dagcbor"
 	_ "github.com/ipld/go-ipld-prime/codec/dagjson"
-	_ "github.com/ipld/go-codec-dagpb"
-	_ "github.com/ipfs/go-unixfsnode"
 )
