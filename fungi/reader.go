@@ -43,15 +43,19 @@ type Reader struct {
 	OnFetched func(target string)
 
 	lat   *Latency
-	cache *blockCache
+	cache *BlockCache
 }
 
 // NewReader returns a Reader of blocks coded with c, found through place,
 // keeping up to cacheBytes of decoded blocks.
 func NewReader(codec *Codec, c Coding, place Placement, cacheBytes int64) *Reader {
 	return &Reader{codec: codec, coding: c, place: place, HedgeAfter: 20 * time.Millisecond,
-		lat: NewLatency(), cache: newBlockCache(cacheBytes)}
+		lat: NewLatency(), cache: NewBlockCache(cacheBytes)}
 }
+
+// SetCache makes the reader keep decoded blocks in c, shared with other
+// readers (a node's readers of many objects share one budget).
+func (r *Reader) SetCache(c *BlockCache) { r.cache = c }
 
 // Latency returns the reader's per-holder latency estimates.
 func (r *Reader) Latency() *Latency { return r.lat }
@@ -306,8 +310,9 @@ func (d *objectDAG) AddMany(context.Context, []ipld.Node) error  { return errRea
 func (d *objectDAG) Remove(context.Context, cid.Cid) error       { return errReadOnly }
 func (d *objectDAG) RemoveMany(context.Context, []cid.Cid) error { return errReadOnly }
 
-// blockCache keeps recently decoded blocks up to a byte budget (LRU).
-type blockCache struct {
+// BlockCache keeps recently decoded blocks up to a byte budget (LRU).
+// Safe for concurrent use.
+type BlockCache struct {
 	mu    sync.Mutex
 	max   int64
 	used  int64
@@ -320,11 +325,13 @@ type cached struct {
 	data []byte
 }
 
-func newBlockCache(max int64) *blockCache {
-	return &blockCache{max: max, order: list.New(), items: map[cid.Cid]*list.Element{}}
+// NewBlockCache returns a cache of up to max bytes (blocks larger than a
+// quarter of it are not kept).
+func NewBlockCache(max int64) *BlockCache {
+	return &BlockCache{max: max, order: list.New(), items: map[cid.Cid]*list.Element{}}
 }
 
-func (bc *blockCache) get(c cid.Cid) ([]byte, bool) {
+func (bc *BlockCache) get(c cid.Cid) ([]byte, bool) {
 	bc.mu.Lock()
 	defer bc.mu.Unlock()
 	if e, ok := bc.items[c]; ok {
@@ -334,7 +341,7 @@ func (bc *blockCache) get(c cid.Cid) ([]byte, bool) {
 	return nil, false
 }
 
-func (bc *blockCache) put(c cid.Cid, data []byte) {
+func (bc *BlockCache) put(c cid.Cid, data []byte) {
 	if int64(len(data)) > bc.max/4 {
 		return
 	}

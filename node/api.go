@@ -36,6 +36,7 @@ type api struct {
 	content *clusterContent
 	served  *faultStore
 	fwd     *http.Client // to the leader, for adds
+	gateway string       // the gateway's address, "" if none
 	log     *slog.Logger
 	mux     *http.ServeMux
 	reg     *prometheus.Registry

@@ -280,6 +280,7 @@ func (r *Repo) putManifest(ctx context.Context, m *fungi.Manifest) error {
 	if _, _, err := r.meta.Set(ctx, append([]byte("m/"), m.Root.Bytes()...), b); err != nil {
 		return err
 	}
+	r.localGen.Add(1)
 	return r.meta.Sync()
 }
 
@@ -308,7 +309,25 @@ func (r *Repo) codec(c fungi.Coding) (*fungi.Codec, error) {
 // localManifests returns the manifests recorded in the repo itself (adds
 // made while it was not part of a cluster).
 func (r *Repo) localManifests(ctx context.Context) ([]*fungi.Manifest, error) {
-	var out []*fungi.Manifest
+	raw, err := r.localManifestBytes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*fungi.Manifest, 0, len(raw))
+	for _, b := range raw {
+		m := &fungi.Manifest{}
+		if err := m.UnmarshalBinary(b); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// localManifestBytes returns the encoded manifests recorded in the repo
+// itself, by root.
+func (r *Repo) localManifestBytes(ctx context.Context) (map[cid.Cid][]byte, error) {
+	out := map[cid.Cid][]byte{}
 	var cursor []byte
 	for {
 		items, next, err := r.meta.Scan(cursor, 1024, false)
@@ -316,18 +335,19 @@ func (r *Repo) localManifests(ctx context.Context) ([]*fungi.Manifest, error) {
 			return out, err
 		}
 		for _, it := range items {
-			if !bytes.HasPrefix(it.Key, []byte("m/")) {
+			root, ok := bytes.CutPrefix(it.Key, []byte("m/"))
+			if !ok {
+				continue
+			}
+			c, err := cid.Cast(root)
+			if err != nil {
 				continue
 			}
 			b, err := r.meta.Get(ctx, it.Key)
 			if err != nil {
 				return nil, err
 			}
-			m := &fungi.Manifest{}
-			if err := m.UnmarshalBinary(b); err != nil {
-				return nil, err
-			}
-			out = append(out, m)
+			out[c] = b
 		}
 		cursor = next
 	}
@@ -394,15 +414,9 @@ func (r *Repo) object(ctx context.Context, c cid.Cid) (ipld.Node, ipld.DAGServic
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	codec, err := r.codec(m.Coding)
+	rd, err := r.reader(m)
 	if err != nil {
 		return nil, nil, nil, err
-	}
-	rd := fungi.NewReader(codec, m.Coding, r.readPlacement(m), 64<<20)
-	if r.cluster != nil {
-		rd.SetLatency(r.cluster.lat)
-		rd.OnBadFragment = r.cluster.bad
-		rd.OnFetched = r.cluster.onFetch
 	}
 	dag := rd.DAG(m)
 	nd, err := dag.Get(ctx, c)
@@ -410,6 +424,22 @@ func (r *Repo) object(ctx context.Context, c cid.Cid) (ipld.Node, ipld.DAGServic
 		return nil, nil, nil, err
 	}
 	return nd, dag, m, nil
+}
+
+// reader returns a reader of m's leaves: nearest holders first, with the
+// node's shared latency table and fragment metrics.
+func (r *Repo) reader(m *fungi.Manifest) (*fungi.Reader, error) {
+	codec, err := r.codec(m.Coding)
+	if err != nil {
+		return nil, err
+	}
+	rd := fungi.NewReader(codec, m.Coding, r.readPlacement(m), 64<<20)
+	if r.cluster != nil {
+		rd.SetLatency(r.cluster.lat)
+		rd.OnBadFragment = r.cluster.bad
+		rd.OnFetched = r.cluster.onFetch
+	}
+	return rd, nil
 }
 
 // ErrIsDirectory: cat of a directory.

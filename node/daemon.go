@@ -27,7 +27,9 @@ const daemonGCPercent = 400
 // DaemonOptions configure RunDaemon.
 type DaemonOptions struct {
 	// API overrides the config's API address.
-	API    string
+	API string
+	// Gateway overrides the config's gateway address ("off": none).
+	Gateway string
 	Logger *slog.Logger
 	// Ready, if set, is called once the API listens, with its address.
 	Ready func(addr string)
@@ -92,6 +94,13 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 	// adds on other nodes are forwarded here when this node leads
 	forwarded := api.serveForwarded()
 	defer forwarded.Close()
+	gwAddr, stopGateway, err := api.startGateway(or(o.Gateway, repo.Config.Gateway.Listen), api.valueStore())
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer stopGateway()
+	api.gateway = gwAddr
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	apiPath := filepath.Join(path, apiFile)
 	if err := os.WriteFile(apiPath, []byte(l.Addr().String()+"\n"), 0o644); err != nil {

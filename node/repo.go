@@ -277,7 +277,17 @@ type Repo struct {
 	db      *zdb.DB
 	frags   *zdb.Namespace
 	meta    *zdb.Namespace
+	logger  *slog.Logger
+
+	// blocks serves blocks of any object by CID (created on first use);
+	// localGen counts the repo's own manifest writes, so it knows when to
+	// look at them again.
+	blocksOnce sync.Once
+	blocks     *blockSource
+	localGen   atomic.Uint64
 }
+
+func (r *Repo) log() *slog.Logger { return r.logger }
 
 // readConfig reads and checks the repo's config file.
 func readConfig(path string) (Config, error) {
@@ -345,7 +355,7 @@ func OpenRepo(path string, log *slog.Logger) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Repo{Path: path, Config: cfg, db: db}
+	r := &Repo{Path: path, Config: cfg, db: db, logger: log}
 	r.secret.Store(&secret)
 	for _, ns := range []struct {
 		name string

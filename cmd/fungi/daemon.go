@@ -7,15 +7,17 @@ import (
 func runDaemon(args []string) error {
 	fs := newFlagSet("fungi daemon")
 	api := fs.String("api", "", "HTTP API address host:port (default: the config's, 127.0.0.1:5980)")
+	gw := fs.String("gateway", "", "IPFS gateway address host:port, or off (default: the config's gateway.listen, 127.0.0.1:8080)")
 	verbose := fs.Bool("verbose", false, "debug logging")
-	setUsage(fs, "usage: fungi daemon [--api ADDR]\n\n"+
+	setUsage(fs, "usage: fungi daemon [--api ADDR] [--gateway ADDR|off]\n\n"+
 		"Runs the node on the repo in $FUNGI_PATH (default ~/.fungi) until SIGINT or\n"+
-		"SIGTERM: the embedded ZDB, the HTTP API and Prometheus metrics at /metrics.\n"+
+		"SIGTERM: the embedded ZDB, the HTTP API and Prometheus metrics at /metrics,\n"+
+		"and the read-only IPFS gateway (/ipfs/CID, /ipns/NAME).\n"+
 		"Other fungi commands find it through $FUNGI_PATH/api.\n\nflags:\n")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	return node.RunDaemon(ctx, node.RepoPath(), node.DaemonOptions{API: *api, Logger: newLogger(*verbose)})
+	return node.RunDaemon(ctx, node.RepoPath(), node.DaemonOptions{API: *api, Gateway: *gw, Logger: newLogger(*verbose)})
 }

@@ -1,0 +1,282 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/fungistor/fungistor/consensus"
+	"github.com/fungistor/fungistor/fungi"
+)
+
+// Blocks of any object the node can read, by CID: inner nodes (and other
+// inline blocks) from the manifests, leaves decoded from their fragments
+// by a reader with the same nearest-k, hedging and verification as cat.
+// What the gateway, CAR export and `fungi block` read.
+
+// blockSource keeps the block index in step with the manifests the node
+// knows (the cluster's FSM and the repo's own), and a reader per recently
+// used object, all sharing one cache of decoded blocks.
+type blockSource struct {
+	r *Repo
+
+	mu       sync.Mutex // serialises syncs
+	idx      *fungi.BlockIndex
+	fsmAt    uint64 // FSM applied index the index reflects
+	localGen uint64 // repo manifest generation it reflects
+	local    map[cid.Cid]bool // roots the repo itself recorded
+	synced   bool
+
+	objects *lru.Cache[cid.Cid, *blockObject]
+	cache   *fungi.BlockCache
+}
+
+// blockObject is a decoded manifest with its reader.
+type blockObject struct {
+	m  *fungi.Manifest
+	rd *fungi.Reader
+}
+
+// blockCacheBytes is the node's budget for decoded blocks shared by block
+// reads (the gateway's hot set).
+const blockCacheBytes = 128 << 20
+
+func newBlockSource(r *Repo) *blockSource {
+	objects, _ := lru.New[cid.Cid, *blockObject](256)
+	return &blockSource{r: r, idx: fungi.NewBlockIndex(), objects: objects, cache: fungi.NewBlockCache(blockCacheBytes)}
+}
+
+func (r *Repo) blockSource() *blockSource {
+	r.blocksOnce.Do(func() { r.blocks = newBlockSource(r) })
+	return r.blocks
+}
+
+// blockNotFound is a CID no known object holds: both ErrNotFound (the
+// API's 404) and ipld.ErrNotFound (what boxo turns into a 404).
+type blockNotFound struct{ c cid.Cid }
+
+func (e blockNotFound) Error() string { return e.c.String() + ": " + ErrNotFound.Error() }
+func (e blockNotFound) Is(target error) bool {
+	_, ipldNF := target.(ipld.ErrNotFound)
+	return target == ErrNotFound || ipldNF
+}
+
+// sync brings the index up to date: manifests added since are decoded and
+// indexed, removed ones dropped. Cheap when nothing changed.
+func (s *blockSource) sync(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var fsm *consensus.FSM
+	if cc := s.r.cluster; cc != nil {
+		fsm = cc.fsm()
+	}
+	gen := s.r.localGen.Load()
+	if s.synced && gen == s.localGen && (fsm == nil || fsm.AppliedIndex() == s.fsmAt) {
+		return nil
+	}
+	want := map[cid.Cid][]byte{}
+	if fsm != nil {
+		s.fsmAt = fsm.AppliedIndex()
+		fsm.RangeManifests(func(m consensus.Manifest) bool {
+			if c, err := cid.Decode(m.Root); err == nil {
+				want[c] = m.Data
+			}
+			return true
+		})
+	}
+	if !s.synced || gen != s.localGen {
+		local, err := s.r.localManifestBytes(ctx)
+		if err != nil {
+			return err
+		}
+		s.local = map[cid.Cid]bool{}
+		for c, b := range local {
+			s.local[c] = true
+			if _, ok := want[c]; !ok {
+				want[c] = b
+			}
+		}
+		s.localGen = gen
+	} else {
+		// the repo's own manifests did not change: keep those indexed
+		for c := range s.local {
+			if _, ok := want[c]; !ok {
+				want[c] = nil
+			}
+		}
+	}
+	for _, c := range s.idx.Roots() {
+		if _, ok := want[c]; !ok {
+			s.idx.Remove(c)
+			s.objects.Remove(c)
+		}
+	}
+	for c, b := range want {
+		if b == nil || s.idx.Has(c) {
+			continue
+		}
+		m := &fungi.Manifest{}
+		if err := m.UnmarshalBinary(b); err != nil {
+			s.r.log().Warn("block index: undecodable manifest", "root", c.String(), "err", err)
+			continue
+		}
+		if err := s.idx.Add(m); err != nil {
+			s.r.log().Warn("block index: manifest", "root", c.String(), "err", err)
+		}
+	}
+	s.synced = true
+	return nil
+}
+
+// lookup finds c in the index; a node that does not know it first catches
+// up with the leader once (it may have been committed a moment ago).
+func (s *blockSource) lookup(ctx context.Context, c cid.Cid) (fungi.BlockInfo, error) {
+	if err := s.sync(ctx); err != nil {
+		return fungi.BlockInfo{}, err
+	}
+	if bi, ok := s.idx.Lookup(c); ok {
+		return bi, nil
+	}
+	if cc := s.r.cluster; cc != nil && cc.catchUp(ctx) {
+		if err := s.sync(ctx); err != nil {
+			return fungi.BlockInfo{}, err
+		}
+		if bi, ok := s.idx.Lookup(c); ok {
+			return bi, nil
+		}
+	}
+	return fungi.BlockInfo{}, blockNotFound{c}
+}
+
+// object returns the decoded manifest and reader of root.
+func (s *blockSource) object(ctx context.Context, root cid.Cid) (*blockObject, error) {
+	if o, ok := s.objects.Get(root); ok {
+		return o, nil
+	}
+	m, err := s.r.manifest(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	rd, err := s.r.reader(m)
+	if err != nil {
+		return nil, err
+	}
+	rd.SetCache(s.cache)
+	o := &blockObject{m: m, rd: rd}
+	s.objects.Add(root, o)
+	return o, nil
+}
+
+// GetBlock returns the block c of any object the node can read, verified
+// against its CID. Unknown CIDs give an error matching ErrNotFound (and
+// ipld.ErrNotFound); a leaf whose holders cannot deliver K fragments gives
+// one matching fungi.ErrUnavailable.
+func (r *Repo) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	if c.Prefix().MhType == mh.IDENTITY {
+		return identityBlock(c)
+	}
+	s := r.blockSource()
+	bi, err := s.lookup(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.object(ctx, bi.Root)
+	if err != nil {
+		return nil, err
+	}
+	if b, ok := o.m.Nodes[c]; ok {
+		return b, nil
+	}
+	data, err := o.rd.Block(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return blocks.NewBlockWithCid(data, c)
+}
+
+// GetBlocks fetches blocks in parallel and delivers each as it is ready, in
+// no particular order; a block that cannot be read is left out (GetBlock
+// says why). The channel closes when all are done or ctx ends.
+func (r *Repo) GetBlocks(ctx context.Context, cs []cid.Cid) <-chan blocks.Block {
+	out := make(chan blocks.Block, len(cs))
+	go func() {
+		defer close(out)
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, blockFetchParallel)
+		for _, c := range cs {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				wg.Wait()
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				if b, err := r.GetBlock(ctx, c); err == nil {
+					out <- b
+				}
+			}()
+		}
+		wg.Wait()
+	}()
+	return out
+}
+
+// blockFetchParallel bounds the blocks one GetBlocks decodes at once (each
+// asks K holders in parallel).
+const blockFetchParallel = 8
+
+// HasBlock reports whether some object the node knows holds c, from the
+// index alone (nothing is fetched).
+func (r *Repo) HasBlock(ctx context.Context, c cid.Cid) (bool, error) {
+	if c.Prefix().MhType == mh.IDENTITY {
+		return true, nil
+	}
+	_, err := r.blockSource().lookup(ctx, c)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// BlockSize returns the size of block c from the index (fetching only
+// for a leaf no manifest records the size of).
+func (r *Repo) BlockSize(ctx context.Context, c cid.Cid) (int, error) {
+	if c.Prefix().MhType == mh.IDENTITY {
+		b, err := identityBlock(c)
+		if err != nil {
+			return 0, err
+		}
+		return len(b.RawData()), nil
+	}
+	bi, err := r.blockSource().lookup(ctx, c)
+	if err != nil {
+		return 0, err
+	}
+	if bi.Size >= 0 {
+		return bi.Size, nil
+	}
+	b, err := r.GetBlock(ctx, c)
+	if err != nil {
+		return 0, err
+	}
+	return len(b.RawData()), nil
+}
+
+func identityBlock(c cid.Cid) (blocks.Block, error) {
+	d, err := mh.Decode(c.Hash())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c, err)
+	}
+	return blocks.NewBlockWithCid(bytes.Clone(d.Digest), c)
+}
