@@ -30,8 +30,8 @@ type blockSource struct {
 
 	mu       sync.Mutex // serialises syncs
 	idx      *fungi.BlockIndex
-	fsmAt    uint64 // FSM applied index the index reflects
-	localGen uint64 // repo manifest generation it reflects
+	fsmAt    uint64           // FSM applied index the index reflects
+	localGen uint64           // repo manifest generation it reflects
 	local    map[cid.Cid]bool // roots the repo itself recorded
 	synced   bool
 

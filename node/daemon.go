@@ -30,7 +30,7 @@ type DaemonOptions struct {
 	API string
 	// Gateway overrides the config's gateway address ("off": none).
 	Gateway string
-	Logger *slog.Logger
+	Logger  *slog.Logger
 	// Ready, if set, is called once the API listens, with its address.
 	Ready func(addr string)
 }

@@ -319,7 +319,7 @@ func (f fetcher) GetBlocks(ctx context.Context, cs []cid.Cid) (<-chan blocks.Blo
 }
 
 func (fetcher) NotifyNewBlocks(context.Context, ...blocks.Block) error { return nil }
-func (fetcher) Close() error                                         { return nil }
+func (fetcher) Close() error                                           { return nil }
 
 // statusError gives a read failure the status the gateway specs ask for:
 // holders that cannot deliver in time are a gateway timeout (504), never a
