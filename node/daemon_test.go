@@ -23,6 +23,7 @@ func TestDaemonFragmentStoreMembersOnly(t *testing.T) {
 	repo := filepath.Join(t.TempDir(), "a")
 	cfg := DefaultConfig()
 	cfg.API = "127.0.0.1:0"
+	cfg.Gateway.Listen = "127.0.0.1:0"
 	cfg.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	if err := Init(repo, InitOptions{Config: cfg}); err != nil {
 		t.Fatal(err)

@@ -513,7 +513,7 @@ func TestClusterAdmission(t *testing.T) {
 	os.WriteFile(cfgPath, good, 0o644)
 
 	// the stranger's daemon tries to join with the wrong secret: refused
-	d := exec.Command(fungiBin, "daemon", "--api", "127.0.0.1:0")
+	d := exec.Command(fungiBin, "daemon", "--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0")
 	d.Env = env
 	dlogPath := filepath.Join(t.TempDir(), "stranger.log")
 	dlog, err := os.Create(dlogPath)

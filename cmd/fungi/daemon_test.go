@@ -31,7 +31,7 @@ func TestDaemon(t *testing.T) {
 	if out, err := run("init", "--listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1"); err != nil {
 		t.Fatalf("init: %v %s", err, out)
 	}
-	d := exec.Command(fungiBin, "daemon", "--api", "127.0.0.1:0")
+	d := exec.Command(fungiBin, "daemon", "--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0")
 	d.Env = env
 	var dlog bytes.Buffer
 	d.Stderr = &dlog
