@@ -15,6 +15,7 @@ import (
 
 	"github.com/fungistor/fungistor/consensus"
 	"github.com/fungistor/fungistor/fungi"
+	"github.com/fungistor/fungistor/node/gateway"
 )
 
 // Blocks of any object the node can read, by CID: inner nodes (and other
@@ -279,4 +280,10 @@ func identityBlock(c cid.Cid) (blocks.Block, error) {
 		return nil, fmt.Errorf("%s: %w", c, err)
 	}
 	return blocks.NewBlockWithCid(bytes.Clone(d.Digest), c)
+}
+
+// OpenFile opens a UnixFS file for reading (and seeking) through the
+// node's reader, as cat does.
+func (r *Repo) OpenFile(ctx context.Context, c cid.Cid) (gateway.File, error) {
+	return r.Cat(ctx, c)
 }

@@ -71,8 +71,14 @@ func defaultPublicGateways() map[string]*boxogw.PublicGateway {
 	}
 }
 
-// New returns the gateway's HTTP handler over b.
-func New(cfg Config, b Blocks) (http.Handler, error) {
+// Node is what the gateway needs of the node: blocks and files.
+type Node interface {
+	Blocks
+	Files
+}
+
+// New returns the gateway's HTTP handler over the node's content.
+func New(cfg Config, b Node) (http.Handler, error) {
 	if cfg.RetrievalTimeout == 0 {
 		cfg.RetrievalTimeout = 30 * time.Second
 	}
@@ -103,10 +109,11 @@ func New(cfg Config, b Blocks) (http.Handler, error) {
 	if cfg.ValueStore != nil {
 		opts = append(opts, boxogw.WithValueStore(cfg.ValueStore))
 	}
-	backend, err := boxogw.NewBlocksBackend(bsvc, opts...)
+	blocksBackend, err := boxogw.NewBlocksBackend(bsvc, opts...)
 	if err != nil {
 		return nil, err
 	}
+	backend := &backend{BlocksBackend: blocksBackend, blocks: b, files: b}
 	gwc := boxogw.Config{
 		DeserializedResponses: true,
 		NoDNSLink:             cfg.NoDNSLink,
