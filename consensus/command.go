@@ -28,6 +28,7 @@ const (
 	OpLink              // bind a path of the shared tree to a CID (Key = path, Target)
 	OpUnlink            // drop a path (Key)
 	OpBatch             // apply Batch atomically: all of it or none of it
+	OpPutIPNS           // keep a signed IPNS record if it beats the stored one (Key = routing key, Sequence, EOL, Data)
 	opCount
 )
 
@@ -36,6 +37,7 @@ var opNames = [...]string{
 	OpSetUsage: "set-usage", OpAddUsage: "add-usage", OpSetVoter: "set-voter",
 	OpPutManifest: "put-manifest", OpDeleteManifest: "delete-manifest",
 	OpPin: "pin", OpUnpin: "unpin", OpLink: "link", OpUnlink: "unlink", OpBatch: "batch",
+	OpPutIPNS: "put-ipns",
 }
 
 func (o Op) String() string {
@@ -51,6 +53,9 @@ const (
 	MaxManifestSize = 64 << 20 // one manifest's bytes
 	MaxBatchLen     = 1 << 16  // commands in one Batch
 	MaxAddrs        = 64       // addresses of one member
+	// MaxIPNSRecordSize bounds one IPNS record, as the IPNS spec (and
+	// boxo's ipns.MaxRecordSize) does.
+	MaxIPNSRecordSize = 10 << 10
 	// MaxEntrySize bounds one encoded log entry (and one forwarded request).
 	MaxEntrySize = MaxManifestSize + 1<<20
 )
@@ -83,13 +88,15 @@ func (id RequestID) String() string { return hex.EncodeToString(id[:]) }
 type Command struct {
 	Op        Op
 	RequestID RequestID
-	Key       string    // peer id, manifest root, pinned CID or tree path
+	Key       string    // peer id, manifest root, pinned CID, tree path or IPNS routing key
 	Target    string    // OpLink: the CID the path names
 	Size      uint64    // OpPutManifest: the object's size in bytes
-	Data      []byte    // OpPutManifest: the manifest, opaque here
+	Data      []byte    // OpPutManifest: the manifest; OpPutIPNS: the record; opaque here
 	Delta     int64     // OpAddUsage
 	Member    Member    // OpPutMember, OpSetUsage (Capacity, Used), OpSetVoter (Voter)
 	Batch     []Command // OpBatch: applied all together; their RequestIDs are ignored
+	Sequence  uint64    // OpPutIPNS: the record's sequence number
+	EOL       time.Time // OpPutIPNS: the record's validity (end of life)
 }
 
 // PutMember admits m (or updates its addresses, capacity, usage and
@@ -134,6 +141,32 @@ func Link(p, cid string) Command { return Command{Op: OpLink, Key: p, Target: ci
 
 // Unlink drops a path of the shared file tree.
 func Unlink(p string) Command { return Command{Op: OpUnlink, Key: p} }
+
+// PutIPNS offers a signed IPNS record for a name. name is the IPNS
+// routing key: "/ipns/" followed by the binary peer id (multihash) of the
+// name's key, as libp2p's routing.ValueStore and boxo's namesys spell it.
+// seq and eol are the record's sequence number and validity, which the
+// node taking the write extracted after verifying the record: the FSM
+// neither parses nor verifies the record (only members may write).
+//
+// The FSM keeps the record if it has none for name or if it is better by
+// Kubo's rule: a higher sequence wins, at an equal sequence the later EOL
+// wins, and a tie keeps the record already stored. A record that loses
+// changes nothing (the command still succeeds: read the record back to
+// learn which one is kept).
+func PutIPNS(name string, seq uint64, eol time.Time, record []byte) Command {
+	return Command{Op: OpPutIPNS, Key: name, Sequence: seq, EOL: eol, Data: record}
+}
+
+// IPNSPrefix starts every IPNS routing key.
+const IPNSPrefix = "/ipns/"
+
+// The EOLs a record can state: IPNS validity is an RFC 3339 time, years
+// 0000 to 9999.
+var (
+	minEOL = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	maxEOL = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
+)
 
 // Batch groups commands that are applied atomically, as one write with one
 // RequestID: readers see all of them or none.
@@ -194,6 +227,16 @@ func (c *Command) validate(depth int) error {
 		if len(c.Data) > MaxManifestSize {
 			return invalid("manifest %s: %d bytes (max %d)", c.Key, len(c.Data), MaxManifestSize)
 		}
+	case OpPutIPNS:
+		if len(c.Key) <= len(IPNSPrefix) || c.Key[:len(IPNSPrefix)] != IPNSPrefix {
+			return invalid("put-ipns: key %q is not an IPNS routing key", c.Key)
+		}
+		if len(c.Data) == 0 || len(c.Data) > MaxIPNSRecordSize {
+			return invalid("put-ipns: record of %d bytes (1..%d)", len(c.Data), MaxIPNSRecordSize)
+		}
+		if s := c.EOL.Unix(); s < minEOL || s > maxEOL {
+			return invalid("put-ipns: EOL %s out of range", c.EOL.UTC().Format(time.RFC3339))
+		}
 	case OpLink, OpUnlink:
 		if c.Key[0] != '/' || path.Clean(c.Key) != c.Key {
 			return invalid("%s: path %q is not absolute and clean", c.Op, c.Key)
@@ -205,7 +248,7 @@ func (c *Command) validate(depth int) error {
 	return nil
 }
 
-// The log entry format (version 1), all integers little-endian varints:
+// The log entry format, all integers little-endian varints:
 //
 //	entry   = version:u8 count:uvarint command*count
 //	command = op:u8 flags:u8 [request-id:16 if flags&1] body
@@ -217,12 +260,23 @@ func (c *Command) validate(depth int) error {
 //	          set-voter:  voter:u8
 //	          put-manifest: size:uvarint data:str
 //	          link:       target:str
+//	          put-ipns:   sequence:uvarint eol:varint(unix s) eol-ns:uvarint(< 1e9)
+//	                      record:str                          (version 2 on)
 //	          batch (no key): count:uvarint command*count
 //	str     = len:uvarint bytes
 //
 // One entry carries one or more independent commands (the leader batches
 // concurrent writes into one entry); each gets its own Result.
-const entryVersion = 1
+//
+// Version 2 added put-ipns and nothing else. An entry is written in the
+// lowest version that can hold it, so entries without put-ipns stay
+// version 1 and a build that reads only version 1 keeps applying them
+// (during a rolling upgrade it refuses the put-ipns entries alone, with a
+// clear "entry version 2" error). Both versions decode.
+const (
+	entryVersion  = 2
+	entryVersion1 = 1 // no put-ipns
+)
 
 const flagRequestID = 1
 
@@ -250,7 +304,7 @@ func encodeEntry(cmds []Command) ([]byte, error) {
 		n += cmds[i].encodedSize()
 	}
 	b := make([]byte, 0, n)
-	b = append(b, entryVersion)
+	b = append(b, entryVersionOf(cmds))
 	b = binary.AppendUvarint(b, uint64(len(cmds)))
 	for i := range cmds {
 		b = cmds[i].append(b)
@@ -261,8 +315,23 @@ func encodeEntry(cmds []Command) ([]byte, error) {
 	return b, nil
 }
 
+// entryVersionOf is the lowest entry version that can hold cmds.
+func entryVersionOf(cmds []Command) byte {
+	for i := range cmds {
+		if cmds[i].Op == OpPutIPNS {
+			return entryVersion
+		}
+		for j := range cmds[i].Batch {
+			if cmds[i].Batch[j].Op == OpPutIPNS {
+				return entryVersion
+			}
+		}
+	}
+	return entryVersion1
+}
+
 func (c *Command) encodedSize() int {
-	n := 2 + 16 + 3*binary.MaxVarintLen64 + len(c.Key) + len(c.Target) + len(c.Data) + len(c.Member.Domain) + 32
+	n := 2 + 16 + 6*binary.MaxVarintLen64 + len(c.Key) + len(c.Target) + len(c.Data) + len(c.Member.Domain) + 32
 	for _, a := range c.Member.Addrs {
 		n += len(a) + binary.MaxVarintLen64
 	}
@@ -332,6 +401,12 @@ func (c *Command) append(b []byte) []byte {
 		b = append(b, c.Data...)
 	case OpLink:
 		b = appendStr(b, c.Target)
+	case OpPutIPNS:
+		b = binary.AppendUvarint(b, c.Sequence)
+		b = binary.AppendVarint(b, c.EOL.Unix())
+		b = binary.AppendUvarint(b, uint64(c.EOL.Nanosecond()))
+		b = binary.AppendUvarint(b, uint64(len(c.Data)))
+		b = append(b, c.Data...)
 	}
 	return b
 }
@@ -341,8 +416,9 @@ func (c *Command) append(b []byte) []byte {
 var ErrCorrupt = errors.New("consensus: corrupt encoding")
 
 type decoder struct {
-	b   []byte
-	err error
+	b       []byte
+	err     error
+	version byte // of the entry being decoded
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -436,8 +512,9 @@ func decodeEntry(b []byte) ([]Command, error) {
 		return nil, fmt.Errorf("%w: entry of %d bytes", ErrCorrupt, len(b))
 	}
 	d := &decoder{b: b}
-	if v := d.byte(); d.err == nil && v != entryVersion {
-		return nil, fmt.Errorf("%w: entry version %d (this build reads %d)", ErrCorrupt, v, entryVersion)
+	d.version = d.byte()
+	if d.err == nil && d.version != entryVersion && d.version != entryVersion1 {
+		return nil, fmt.Errorf("%w: entry version %d (this build reads %d and %d)", ErrCorrupt, d.version, entryVersion1, entryVersion)
 	}
 	n := d.count(len(b))
 	if d.err != nil {
@@ -499,6 +576,10 @@ func (d *decoder) command(c *Command, depth int) {
 		d.fail("unknown op %d", uint8(c.Op))
 		return
 	}
+	if c.Op == OpPutIPNS && d.version < entryVersion {
+		d.fail("put-ipns in a version %d entry", d.version)
+		return
+	}
 	c.Key = d.str(MaxKeyLen)
 	switch c.Op {
 	case OpPutMember:
@@ -529,6 +610,18 @@ func (d *decoder) command(c *Command, depth int) {
 		}
 	case OpLink:
 		c.Target = d.str(MaxKeyLen)
+	case OpPutIPNS:
+		c.Sequence = d.uvarint()
+		sec := d.varint()
+		nsec := d.uvarint()
+		if nsec >= 1e9 {
+			d.fail("put-ipns: %d nanoseconds", nsec)
+			return
+		}
+		c.EOL = time.Unix(sec, int64(nsec)).UTC()
+		if b := d.bytes(MaxIPNSRecordSize); b != nil {
+			c.Data = append([]byte(nil), b...)
+		}
 	}
 }
 

@@ -1,8 +1,8 @@
 // Package consensus keeps FungiStor's replicated metadata: a hashicorp/raft
 // group whose RPCs travel over libp2p streams, a state machine (FSM) holding
-// pool membership, object manifests, pins and the shared file tree, write
-// forwarding from any node to the leader, admission of new members by the
-// cluster secret, and the leader's policy for who votes.
+// pool membership, object manifests, pins, the shared file tree and signed
+// IPNS records, write forwarding from any node to the leader, admission of
+// new members by the cluster secret, and the leader's policy for who votes.
 //
 // consensus imports no other package of this module but fungi; node wires
 // it to the libp2p host (p2p) and the stores (store).
@@ -21,6 +21,16 @@
 // has its own Result. Every Op is total (removing what is absent, or
 // updating an unknown member, does nothing), so a Batch command, validated
 // as a whole first, is applied atomically: readers see all of it or none.
+//
+// IPNS records (PutIPNS) are kept per name, the IPNS routing key ("/ipns/"
+// + binary peer id). The node taking the write verifies the record and
+// puts its sequence and EOL into the command; the FSM keeps a new record
+// only if it has none or the new one is better by Kubo's rule (higher
+// sequence, then later EOL; a tie keeps the stored record), so the
+// outcome depends only on the log. The put itself always succeeds: read
+// the record back to learn whether it was kept. Entries holding a
+// put-ipns are written as entry version 2, all others still as version 1;
+// snapshots are format 3 and formats 1 and 2 still restore.
 //
 // Commands carry a RequestID. The FSM remembers the last DedupWindow
 // (524,288) applied ids, in the snapshot too, so a write retried after a

@@ -40,6 +40,16 @@ type Manifest struct {
 	Data []byte // shared with the FSM: do not modify
 }
 
+// IPNSRecord is a signed IPNS record as the FSM keeps it. The FSM does
+// not parse the record: Sequence and EOL are what the node that took the
+// write read from it after verifying it.
+type IPNSRecord struct {
+	Name     string // the IPNS routing key: "/ipns/" + the binary peer id
+	Sequence uint64
+	EOL      time.Time
+	Data     []byte // the marshalled record; shared with the FSM: do not modify
+}
+
 // Result is the outcome of one committed command.
 type Result struct {
 	// Index is the raft log index the command was applied at: wait for it
@@ -57,6 +67,7 @@ type Stats struct {
 	ManifestBytes uint64 // sum of manifest data lengths
 	Pins          int
 	Paths         int
+	IPNSRecords   int
 	AppliedIndex  uint64
 	Commands      uint64 // commands applied (duplicates not counted)
 	Duplicates    uint64 // retried commands recognised and skipped
@@ -73,13 +84,30 @@ type manifestRec struct {
 	data []byte
 }
 
+type ipnsRec struct {
+	seq  uint64
+	eol  time.Time
+	data []byte
+}
+
+// better reports whether r beats old by Kubo's rule: a higher sequence,
+// or at an equal sequence a later EOL. A tie is not better, so the
+// record already stored stays.
+func (r *ipnsRec) better(old ipnsRec) bool {
+	if r.seq != old.seq {
+		return r.seq > old.seq
+	}
+	return r.eol.After(old.eol)
+}
+
 type dedupEntry struct {
 	id    RequestID
 	index uint64
 }
 
 // FSM is the replicated state machine: pool membership, manifests, pins,
-// the shared file tree and the table of recently applied RequestIDs. It
+// the shared file tree, IPNS records and the table of recently applied
+// RequestIDs. It
 // is the only owner of that state. raft calls Apply/ApplyBatch, Snapshot
 // and Restore from its FSM goroutine (Persist and Release run on raft's
 // snapshot goroutine); every read accessor is safe for any number of
@@ -94,6 +122,7 @@ type FSM struct {
 	manifests     cowMap[manifestRec]
 	pins          cowMap[struct{}]
 	tree          cowMap[string]
+	ipns          cowMap[ipnsRec]
 	manifestBytes uint64
 
 	seen map[RequestID]uint64 // RequestID -> index it was applied at
@@ -117,6 +146,7 @@ func NewFSM() *FSM {
 		manifests: newCowMap[manifestRec](0),
 		pins:      newCowMap[struct{}](0),
 		tree:      newCowMap[string](0),
+		ipns:      newCowMap[ipnsRec](0),
 		seen:      make(map[RequestID]uint64),
 		notify:    make(chan struct{}),
 		memberCh:  make(chan struct{}, 1),
@@ -296,6 +326,11 @@ func (f *FSM) mutate(c *Command) {
 		f.tree.set(c.Key, c.Target)
 	case OpUnlink:
 		f.tree.del(c.Key)
+	case OpPutIPNS:
+		rec := ipnsRec{seq: c.Sequence, eol: c.EOL, data: c.Data}
+		if old, ok := f.ipns.get(c.Key); !ok || rec.better(old) {
+			f.ipns.set(c.Key, rec)
+		}
 	default:
 		panic("consensus: mutate " + c.Op.String()) // Validate let it through
 	}
@@ -389,6 +424,35 @@ func (f *FSM) Tree() map[string]string {
 	return out
 }
 
+// IPNSRecord returns the marshalled IPNS record kept for name (the IPNS
+// routing key, see PutIPNS). The bytes are shared: do not modify them.
+func (f *FSM) IPNSRecord(name string) ([]byte, bool) {
+	r, ok := f.IPNS(name)
+	return r.Data, ok
+}
+
+// IPNS returns the IPNS record kept for name with its sequence and EOL.
+func (f *FSM) IPNS(name string) (IPNSRecord, bool) {
+	f.mu.RLock()
+	rec, ok := f.ipns.get(name)
+	f.mu.RUnlock()
+	if !ok {
+		return IPNSRecord{}, false
+	}
+	return IPNSRecord{Name: name, Sequence: rec.seq, EOL: rec.eol, Data: rec.data}, true
+}
+
+// RangeIPNS calls fn for every IPNS record, in no order, until fn returns
+// false. It holds the read lock: fn must be quick and must not call into
+// the Node or write to the FSM.
+func (f *FSM) RangeIPNS(fn func(IPNSRecord) bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	f.ipns.each(func(k string, rec ipnsRec) bool {
+		return fn(IPNSRecord{Name: k, Sequence: rec.seq, EOL: rec.eol, Data: rec.data})
+	})
+}
+
 // Stats counts what the FSM holds.
 func (f *FSM) Stats() Stats {
 	f.mu.RLock()
@@ -399,6 +463,7 @@ func (f *FSM) Stats() Stats {
 		ManifestBytes: f.manifestBytes,
 		Pins:          f.pins.len(),
 		Paths:         f.tree.len(),
+		IPNSRecords:   f.ipns.len(),
 		AppliedIndex:  f.applied,
 		Commands:      f.commands,
 		Duplicates:    f.duplicates,
@@ -455,6 +520,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		manifests:     f.manifests.freeze(),
 		pins:          f.pins.freeze(),
 		tree:          f.tree.freeze(),
+		ipns:          f.ipns.freeze(),
 		dedup:         make([]dedupEntry, 0, len(f.ring)),
 	}
 	st.dedup = append(st.dedup, f.ring[f.head:]...)
@@ -471,6 +537,7 @@ func (f *FSM) release(gen uint64) {
 	f.manifests.thaw()
 	f.pins.thaw()
 	f.tree.thaw()
+	f.ipns.thaw()
 	f.frozen = false
 }
 
@@ -512,6 +579,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.manifests = cowMap[manifestRec]{base: st.manifests}
 	f.pins = cowMap[struct{}]{base: st.pins}
 	f.tree = cowMap[string]{base: st.tree}
+	f.ipns = cowMap[ipnsRec]{base: st.ipns}
 	f.manifestBytes = st.manifestBytes
 	f.applied, f.commands, f.duplicates = st.applied, st.commands, st.duplicates
 	f.ops = st.ops

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"runtime"
 	"testing"
@@ -214,6 +215,16 @@ func TestCommandValidate(t *testing.T) {
 		{Command{Op: 200, Key: "x"}, false},
 		{Command{Key: "x"}, false},
 		{Command{Op: OpPutMember, Key: "a", Member: Member{ID: "b"}}, false},
+		{PutIPNS("/ipns/k", 1, time.Now(), []byte("r")), true},
+		{PutIPNS("/ipns/", 1, time.Now(), []byte("r")), false},
+		{PutIPNS("/ipfs/k", 1, time.Now(), []byte("r")), false},
+		{PutIPNS("/ipns/k", 1, time.Now(), nil), false},
+		{PutIPNS("/ipns/k", 1, time.Now(), make([]byte, MaxIPNSRecordSize)), true},
+		{PutIPNS("/ipns/k", 1, time.Now(), make([]byte, MaxIPNSRecordSize+1)), false},
+		{PutIPNS("/ipns/k", 1, time.Time{}, []byte("r")), true}, // year 1
+		{PutIPNS("/ipns/k", 1, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), []byte("r")), false},
+		{PutIPNS("/ipns/k", 1, time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), []byte("r")), false},
+		{Batch(Pin("x"), PutIPNS("/ipns/k", 1, time.Now(), nil)), false},
 	}
 	for _, tt := range tests {
 		err := tt.cmd.Validate()
@@ -232,6 +243,9 @@ func TestCommandRoundTrip(t *testing.T) {
 		RemoveMember("p"), SetUsage("p", 1, 2), AddUsage("p", -9), SetVoter("p", true),
 		PutManifest("r", 99, []byte{1, 2, 3}), DeleteManifest("r"), Pin("c"), Unpin("c"),
 		Link("/x", "c"), Unlink("/x"), Batch(Pin("a"), Link("/y", "b")),
+		PutIPNS("/ipns/\x00\x24name", 7, time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC), []byte("record")),
+		Batch(Pin("a"), PutIPNS("/ipns/k", 1<<63, time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), []byte{0})),
+		PutIPNS("/ipns/k", 0, time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), []byte{1}),
 	}
 	for i := range cmds {
 		cmds[i].RequestID = NewRequestID()
@@ -245,6 +259,17 @@ func TestCommandRoundTrip(t *testing.T) {
 		}
 		if !commandsEqual(got, cmds[i]) {
 			t.Errorf("%s: round trip\n got %+v\nwant %+v", cmds[i].Op, got, cmds[i])
+		}
+		if cmds[i].Op == OpPutIPNS && (!got.EOL.Equal(cmds[i].EOL) || got.Sequence != cmds[i].Sequence) {
+			t.Errorf("put-ipns: EOL %v seq %d, want %v %d", got.EOL, got.Sequence, cmds[i].EOL, cmds[i].Sequence)
+		}
+		// the lowest version that holds the entry: 2 only for put-ipns
+		want := byte(entryVersion1)
+		if cmds[i].Op == OpPutIPNS || (cmds[i].Op == OpBatch && cmds[i].Batch[len(cmds[i].Batch)-1].Op == OpPutIPNS) {
+			want = entryVersion
+		}
+		if b[0] != want {
+			t.Errorf("%s: entry version %d, want %d", cmds[i].Op, b[0], want)
 		}
 	}
 	// A compact encoding: a pin with a request id is ~ op+flags+id+key.
@@ -273,11 +298,47 @@ func TestDecodeRejects(t *testing.T) {
 		"huge count":    {entryVersion, 0xff, 0xff, 0xff, 0xff, 0x0f},
 		"unknown op":    {entryVersion, 1, 99, 0, 1, 'k'},
 		"bad flags":     {entryVersion, 1, byte(OpPin), 4, 1, 'k'},
+		// put-ipns needs version 2, also inside a batch
+		"put-ipns in v1":         {entryVersion1, 1, byte(OpPutIPNS), 0, 1, 'k', 1, 0, 0, 1, 'r'},
+		"put-ipns in v1 batch":   {entryVersion1, 1, byte(OpBatch), 0, 1, byte(OpPutIPNS), 0, 1, 'k', 1, 0, 0, 1, 'r'},
+		"put-ipns nanoseconds":   {entryVersion, 1, byte(OpPutIPNS), 0, 1, 'k', 1, 0, 0x80, 0x94, 0xeb, 0xdc, 0x03, 1, 'r'},
+		"put-ipns record length": {entryVersion, 1, byte(OpPutIPNS), 0, 1, 'k', 1, 0, 0, 0x81, 0x50, 'r'},
 	}
 	for name, b := range cases {
 		if _, err := decodeEntry(b); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: err = %v", name, err)
 		}
+	}
+	ok := []byte{entryVersion, 1, byte(OpPutIPNS), 0, 1, 'k', 1, 0, 0, 1, 'r'}
+	if _, err := decodeEntry(ok); err != nil {
+		t.Errorf("the well-formed put-ipns these cases break: %v", err)
+	}
+}
+
+// An entry written before put-ipns existed (version 1, by the build that
+// wrote testdata/entry-v1.bin) still decodes, and a version 2 build
+// writes it again byte for byte.
+func TestDecodeEntryV1(t *testing.T) {
+	b, err := os.ReadFile("testdata/entry-v1.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds, err := decodeEntry(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Command{PutManifest("r", 1, []byte("x")), Pin("r"), Batch(Link("/a", "r"), AddUsage("p", -1))}
+	if len(cmds) != len(want) {
+		t.Fatalf("%d commands", len(cmds))
+	}
+	for i := range want {
+		if !commandsEqual(cmds[i], want[i]) {
+			t.Errorf("command %d = %+v, want %+v", i, cmds[i], want[i])
+		}
+	}
+	again, err := encodeEntry(cmds)
+	if err != nil || !bytes.Equal(again, b) {
+		t.Fatalf("re-encoded: %x, %v; want %x", again, err, b)
 	}
 }
 
@@ -286,10 +347,15 @@ func FuzzDecodeEntry(f *testing.F) {
 		PutMember(Member{ID: "p", Addrs: []string{"/a"}, Joined: time.Unix(1, 0)}),
 		PutManifest("r", 1, []byte("x")), Link("/a", "b"), AddUsage("p", -3),
 		Batch(Pin("a"), Unpin("b"), SetVoter("p", true), SetUsage("p", 1, 2)),
+		PutIPNS("/ipns/\x00\x24k", 3, time.Unix(1900000000, 5), []byte("record")),
+		Batch(PutIPNS("/ipns/k", 1, time.Unix(-5, 0), []byte{0}), PutManifest("r", 1, nil)),
 	}
 	for _, c := range seeds {
 		c.RequestID = NewRequestID()
 		b, _ := c.MarshalBinary()
+		f.Add(b)
+	}
+	if b, err := os.ReadFile("testdata/entry-v1.bin"); err == nil {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -374,6 +440,16 @@ func diffFSM(a, b *FSM, withIndex bool) error {
 	if err != nil {
 		return err
 	}
+	a.RangeIPNS(func(r IPNSRecord) bool {
+		o, ok := b.IPNS(r.Name)
+		if !ok || o.Sequence != r.Sequence || !o.EOL.Equal(r.EOL) || !bytes.Equal(o.Data, r.Data) {
+			err = fmt.Errorf("IPNS record %q differs", r.Name)
+		}
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
 	if !reflect.DeepEqual(dedupOrder(a), dedupOrder(b)) {
 		return fmt.Errorf("dedup tables differ")
 	}
@@ -393,9 +469,13 @@ func TestSnapshotRoundTripSmall(t *testing.T) {
 			PutManifest(fmt.Sprintf("root%d", i), uint64(i), bytes.Repeat([]byte{byte(i)}, i)),
 			Pin(fmt.Sprintf("pin%d", i)), Link(fmt.Sprintf("/dir/f%d", i), fmt.Sprintf("root%d", i)),
 			PutMember(Member{ID: fmt.Sprintf("peer%d", i%7), Addrs: []string{"/ip4/127.0.0.1/tcp/1"}, Joined: time.Unix(int64(i), 0), Domain: "x"}),
+			PutIPNS(fmt.Sprintf("/ipns/name%d", i%10), uint64(i), time.Unix(1800000000, int64(i)), bytes.Repeat([]byte{byte(i)}, 1+i)),
 		)
 		c.RequestID = NewRequestID()
 		applyCmds(t, f, uint64(i+1), c)
+	}
+	if r, ok := f.IPNS("/ipns/name3"); !ok || r.Sequence != 93 || len(r.Data) != 94 {
+		t.Fatalf("ipns record = %+v, %v", r, ok)
 	}
 	b := snapshotBytes(t, f)
 	g := NewFSM()
@@ -403,7 +483,10 @@ func TestSnapshotRoundTripSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	fsmEqual(t, f, g)
-	if ops := g.Stats().Ops; ops["batch"] != 100 || ops["put-manifest"] != 100 || ops["link"] != 100 {
+	if st := g.Stats(); st.IPNSRecords != 10 {
+		t.Fatalf("IPNS records after restore: %d", st.IPNSRecords)
+	}
+	if ops := g.Stats().Ops; ops["batch"] != 100 || ops["put-manifest"] != 100 || ops["link"] != 100 || ops["put-ipns"] != 100 {
 		t.Fatalf("op counts after restore: %v", ops)
 	}
 	// A dedup entry survives the snapshot.
@@ -438,7 +521,8 @@ func TestSnapshotRoundTripSmall(t *testing.T) {
 // visible to readers at once, and are folded back in by Release.
 func TestSnapshotCopyOnWrite(t *testing.T) {
 	f := NewFSM()
-	applyCmds(t, f, 1, PutManifest("a", 1, []byte("A")), Link("/a", "a"), Pin("a"))
+	eol := time.Unix(1800000000, 0)
+	applyCmds(t, f, 1, PutManifest("a", 1, []byte("A")), Link("/a", "a"), Pin("a"), PutIPNS("/ipns/a", 1, eol, []byte("A1")))
 	snap, err := f.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -446,7 +530,11 @@ func TestSnapshotCopyOnWrite(t *testing.T) {
 	if _, err := f.Snapshot(); err == nil {
 		t.Fatal("second concurrent snapshot allowed")
 	}
-	applyCmds(t, f, 2, PutManifest("b", 2, []byte("B")), DeleteManifest("a"), Unlink("/a"), Link("/b", "b"), Unpin("a"), Pin("b"))
+	applyCmds(t, f, 2, PutManifest("b", 2, []byte("B")), DeleteManifest("a"), Unlink("/a"), Link("/b", "b"), Unpin("a"), Pin("b"),
+		PutIPNS("/ipns/a", 2, eol, []byte("A2")), PutIPNS("/ipns/b", 1, eol, []byte("B1")))
+	if r, _ := f.IPNSRecord("/ipns/a"); string(r) != "A2" || f.Stats().IPNSRecords != 2 {
+		t.Fatalf("IPNS during snapshot: %q, %d records", r, f.Stats().IPNSRecords)
+	}
 	if _, ok := f.Manifest("a"); ok {
 		t.Fatal("deleted manifest visible")
 	}
@@ -464,6 +552,9 @@ func TestSnapshotCopyOnWrite(t *testing.T) {
 	if _, ok := f.Manifest("b"); !ok || f.Stats().Manifests != 1 || len(f.manifests.base) != 1 {
 		t.Fatal("overlay not folded back")
 	}
+	if r, _ := f.IPNSRecord("/ipns/a"); string(r) != "A2" || len(f.ipns.base) != 2 || f.ipns.over != nil {
+		t.Fatal("IPNS overlay not folded back")
+	}
 	// The snapshot holds the state as of index 1.
 	g := NewFSM()
 	if err := g.Restore(io.NopCloser(&sink)); err != nil {
@@ -472,15 +563,24 @@ func TestSnapshotCopyOnWrite(t *testing.T) {
 	if _, ok := g.Manifest("a"); !ok || g.AppliedIndex() != 1 || !g.Pinned("a") {
 		t.Fatalf("snapshot content wrong: %+v", g.Stats())
 	}
+	if r, _ := g.IPNSRecord("/ipns/a"); string(r) != "A1" || g.Stats().IPNSRecords != 1 {
+		t.Fatalf("snapshot IPNS content wrong: %q", r)
+	}
 }
 
 func FuzzReadSnapshot(f *testing.F) {
 	fsm := NewFSM()
-	c := Batch(PutManifest("r", 1, []byte("x")), Pin("p"), Link("/l", "r"), PutMember(Member{ID: "m", Addrs: []string{"/a"}}))
+	c := Batch(PutManifest("r", 1, []byte("x")), Pin("p"), Link("/l", "r"), PutMember(Member{ID: "m", Addrs: []string{"/a"}}),
+		PutIPNS("/ipns/n", 2, time.Unix(1800000000, 7), []byte("rec")))
 	c.RequestID = NewRequestID()
 	applyCmds(f, fsm, 1, c)
 	f.Add(snapshotBytes(f, fsm))
 	f.Add(snapshotBytes(f, NewFSM()))
+	for _, name := range []string{"testdata/snapshot-v1.bin", "testdata/snapshot-v2.bin"} {
+		if b, err := os.ReadFile(name); err == nil {
+			f.Add(b)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := readSnapshot(bytes.NewReader(data), snapLimits{prealloc: 1 << 10})
 		if err != nil {

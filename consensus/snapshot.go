@@ -7,20 +7,23 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"time"
 )
 
-// The snapshot format (version 2). Integers are varints as in log entries;
+// The snapshot format (version 3). Integers are varints as in log entries;
 // crc is CRC-32C, little-endian.
 //
 //	magic "FUNGISNP" version:u8
 //	header: applied commands duplicates manifest-bytes
 //	        members manifests pins paths dedup  (all uvarint; the last five count records)
 //	        ops:uvarint op-count*               (applied count per Op; version 2 on)
+//	        ipns:uvarint                        (counts IPNS records; version 3 on)
 //	header-crc:u32   (over magic..header: a corrupt count is caught before it sizes a map)
 //	members:   id:str addrs:uvarint str* capacity:uvarint used:uvarint domain:str voter:u8 joined:varint
 //	manifests: root:str size:uvarint data:str
 //	pins:      cid:str
 //	paths:     path:str cid:str
+//	ipns:      name:str sequence:uvarint eol:varint(unix s) eol-ns:uvarint record:str  (version 3 on)
 //	dedup:     request-id:16 index:uvarint   (oldest first)
 //	crc:u32    (over everything before it)
 //
@@ -28,9 +31,11 @@ import (
 // copied, so writing costs about as much as the bytes it writes.
 const (
 	snapMagic   = "FUNGISNP"
-	snapVersion = 2
-	// version 1 had no op counts; it still reads (with the counts at zero)
+	snapVersion = 3
+	// Older versions still read: version 1 had no op counts (they read
+	// as zero), versions 1 and 2 no IPNS records.
 	snapVersion1 = 1
+	snapVersion2 = 2
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -43,6 +48,7 @@ type snapState struct {
 	manifests map[string]manifestRec
 	pins      map[string]struct{}
 	tree      map[string]string
+	ipns      map[string]ipnsRec
 	dedup     []dedupEntry
 }
 
@@ -76,6 +82,7 @@ func writeSnapshot(w io.Writer, st *snapState) (int64, error) {
 	for _, v := range st.ops {
 		hdr = binary.AppendUvarint(hdr, v)
 	}
+	hdr = binary.AppendUvarint(hdr, uint64(len(st.ipns)))
 	hdr = binary.LittleEndian.AppendUint32(hdr, crc32.Checksum(hdr, castagnoli))
 	bw.Write(hdr)
 
@@ -114,6 +121,14 @@ func writeSnapshot(w io.Writer, st *snapState) (int64, error) {
 	}
 	for p, c := range st.tree {
 		bw.Write(appendStr(appendStr(bw.AvailableBuffer(), p), c))
+	}
+	for name, rec := range st.ipns {
+		b := appendStr(bw.AvailableBuffer(), name)
+		b = binary.AppendUvarint(b, rec.seq)
+		b = binary.AppendVarint(b, rec.eol.Unix())
+		b = binary.AppendUvarint(b, uint64(rec.eol.Nanosecond()))
+		b = binary.AppendUvarint(b, uint64(len(rec.data)))
+		bw.Write(append(b, rec.data...))
 	}
 	for _, e := range st.dedup {
 		b := append(bw.AvailableBuffer(), e.id[:]...)
@@ -316,8 +331,8 @@ func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
 		return nil, fmt.Errorf("%w: not a fungi snapshot", ErrCorrupt)
 	}
 	version := magic[len(snapMagic)]
-	if version != snapVersion && version != snapVersion1 {
-		return nil, fmt.Errorf("%w: snapshot version %d (this build reads %d)", ErrCorrupt, version, snapVersion)
+	if version < snapVersion1 || version > snapVersion {
+		return nil, fmt.Errorf("%w: snapshot version %d (this build reads %d to %d)", ErrCorrupt, version, snapVersion1, snapVersion)
 	}
 	var hdr [9]uint64
 	for i := range hdr {
@@ -326,7 +341,7 @@ func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
 		}
 	}
 	var ops [opCount]uint64
-	if version >= 2 {
+	if version >= snapVersion2 {
 		nops, err := s.uvarint()
 		if err != nil {
 			return nil, err
@@ -342,6 +357,12 @@ func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
 			if i < uint64(opCount) { // counts of ops newer than this build are dropped
 				ops[i] = v
 			}
+		}
+	}
+	var nIPNS uint64
+	if version >= 3 {
+		if nIPNS, err = s.uvarint(); err != nil {
+			return nil, err
 		}
 	}
 	want := s.sum()
@@ -505,6 +526,45 @@ func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
 	}
 	if uint64(len(st.tree)) != nPaths {
 		return nil, fmt.Errorf("%w: duplicate paths in snapshot", ErrCorrupt)
+	}
+
+	// few and small: no batching
+	st.ipns = make(map[string]ipnsRec, size(nIPNS))
+	for range nIPNS {
+		name, err := s.str(MaxKeyLen)
+		if err != nil {
+			return nil, err
+		}
+		var rec ipnsRec
+		if rec.seq, err = s.uvarint(); err != nil {
+			return nil, err
+		}
+		sec, err := s.varint()
+		if err != nil {
+			return nil, err
+		}
+		nsec, err := s.uvarint()
+		if err != nil {
+			return nil, err
+		}
+		if nsec >= 1e9 {
+			return nil, fmt.Errorf("%w: IPNS EOL with %d nanoseconds", ErrCorrupt, nsec)
+		}
+		rec.eol = time.Unix(sec, int64(nsec)).UTC()
+		n, err := s.uvarint()
+		if err != nil {
+			return nil, err
+		}
+		if n > MaxIPNSRecordSize {
+			return nil, fmt.Errorf("%w: IPNS record of %d bytes", ErrCorrupt, n)
+		}
+		if rec.data, err = s.bytesN(int(n)); err != nil {
+			return nil, err
+		}
+		st.ipns[name] = rec
+	}
+	if uint64(len(st.ipns)) != nIPNS {
+		return nil, fmt.Errorf("%w: duplicate IPNS records in snapshot", ErrCorrupt)
 	}
 
 	st.dedup = make([]dedupEntry, 0, nDedup)
