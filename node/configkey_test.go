@@ -105,9 +105,15 @@ func TestConfigSetValue(t *testing.T) {
 		{key: "p2p.listen", value: `["/ip4/0.0.0.0/tcp/4003"]`, check: func(c Config) bool { return len(c.P2P.Listen) == 1 }},
 		{key: "p2p.latency." + peerID, value: `"40ms"`, check: func(c Config) bool { return c.P2P.Latency[peerID] == "40ms" }},
 		{key: `gateway.public_gateways."example.com"`, value: `{"Paths":["/ipfs","/ipns"],"UseSubdomains":true}`,
-			check: func(c Config) bool { pg := c.Gateway.PublicGateways["example.com"]; return pg != nil && pg.UseSubdomains && len(pg.Paths) == 2 }},
+			check: func(c Config) bool {
+				pg := c.Gateway.PublicGateways["example.com"]
+				return pg != nil && pg.UseSubdomains && len(pg.Paths) == 2
+			}},
 		{key: `gateway.public_gateways."example.com".InlineDNSLink`, value: `true`,
-			check: func(c Config) bool { pg := c.Gateway.PublicGateways["example.com"]; return pg != nil && pg.InlineDNSLink }},
+			check: func(c Config) bool {
+				pg := c.Gateway.PublicGateways["example.com"]
+				return pg != nil && pg.InlineDNSLink
+			}},
 		{key: `gateway.public_gateways.localhost.DeserializedResponses`, value: `false`,
 			check: func(c Config) bool {
 				pg := c.Gateway.PublicGateways["localhost"]
