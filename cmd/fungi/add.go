@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -19,7 +20,14 @@ func runAdd(args []string) error {
 	fs.BoolVar(onlyHash, "n", false, "short for --only-hash")
 	quiet := fs.Bool("q", false, "print only the root CID")
 	fs.BoolVar(quiet, "quiet", false, "same as -q")
+	fs.BoolVar(quiet, "Q", false, "print only the root CID (as Kubo's -Q; the same as -q here)")
+	fs.BoolVar(quiet, "quieter", false, "same as -Q")
+	fs.Bool("r", true, "recursive, as Kubo's -r (directories always are)")
+	fs.Bool("recursive", true, "same as -r")
 	profile := fs.String("profile", "", "UnixFS profile: unixfs-v1-2025 (default) or kubo-v1-default")
+	cidVersion := fs.Int("cid-version", 1, "Kubo's flag: 1 (both profiles)")
+	rawLeaves := fs.Bool("raw-leaves", true, "Kubo's flag: true (both profiles)")
+	chunker := fs.String("chunker", "", "Kubo's flag: size-1048576 (unixfs-v1-2025) or size-262144 (kubo-v1-default)")
 	hidden := fs.Bool("hidden", false, "include files and directories whose names start with '.'")
 	coding := fs.String("ec", "", "erasure coding K/M for this add (default: the repo's)")
 	setUsage(fs, "usage: fungi add [--only-hash] [-q] [--profile P] [--ec K/M] [--hidden] PATH\n\n"+
@@ -27,7 +35,8 @@ func runAdd(args []string) error {
 		"computes with the same profile (unixfs-v1-2025 = ipfs add --cid-version 1\n"+
 		"--chunker size-1048576 --raw-leaves --max-file-links 1024). Blocks are compressed,\n"+
 		"encrypted and erasure-coded into fragments. --only-hash stores nothing and needs\n"+
-		"no repo.\n\nflags:\n")
+		"no repo. Kubo's -r, -Q, --cid-version, --raw-leaves and --chunker are accepted\n"+
+		"when they describe one of the profiles.\n\nflags:\n")
 	paths, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -37,6 +46,21 @@ func runAdd(args []string) error {
 	}
 	if err := node.CheckProfile(*profile); err != nil {
 		return usagef("--profile: %v", err)
+	}
+	// Kubo's DAG flags select a profile; the flags not given take its values
+	flags := node.ImportFlags{Profile: *profile}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "cid-version":
+			flags.CIDVersion = cidVersion
+		case "raw-leaves":
+			flags.RawLeaves = rawLeaves
+		case "chunker":
+			flags.Chunker = *chunker
+		}
+	})
+	if *profile, err = node.ProfileFor(flags); err != nil {
+		return usagef("%v", err)
 	}
 	if *coding != "" {
 		if err := checkCoding(*coding); err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func vectorContent(seed string, n int) []byte {
@@ -115,6 +116,126 @@ func TestContentCommands(t *testing.T) {
 		out, err := run(tc.args...)
 		if err == nil || !strings.Contains(out, tc.want) || strings.Count(strings.TrimSpace(out), "\n") > 0 {
 			t.Errorf("%v: %q, %v; want one line with %q", tc.args, out, err, tc.want)
+		}
+	}
+}
+
+// addVectors writes the file and tree of TestAddOnlyHash, whose CIDs Kubo
+// 0.43 computed.
+func addVectors(t *testing.T) (file, tree string) {
+	t.Helper()
+	dir := t.TempDir()
+	file = filepath.Join(dir, "b.bin")
+	os.WriteFile(file, vectorContent("fungi-b", 3145733), 0o644)
+	tree = filepath.Join(dir, "tree")
+	os.MkdirAll(filepath.Join(tree, "sub"), 0o755)
+	os.WriteFile(filepath.Join(tree, "one.txt"), vectorContent("fungi-d1", 1000), 0o644)
+	os.WriteFile(filepath.Join(tree, "two.bin"), vectorContent("fungi-d2", 2000000), 0o644)
+	os.WriteFile(filepath.Join(tree, "sub", "three"), vectorContent("fungi-d3", 5), 0o644)
+	os.WriteFile(filepath.Join(tree, ".hidden"), []byte("left out, as by ipfs add -r"), 0o644)
+	return file, tree
+}
+
+const (
+	fileV2025 = "bafybeihdn6ilhibetsbhz73vogklwdfsupf7glils36qadbu7wt7agpxki"
+	fileKubo  = "bafybeiguvfu3r3xnp3kj4iw2gmrjeodfbkjevhzgqqd7clnscfkan5mxcu"
+	treeV2025 = "bafybeigdnut6sum53yg62szab2b6zaw64moulrbcdpwxbiqa4zaeb5eg2m"
+	treeKubo  = "bafybeiaory7mtmqcsfyb6oz7aqd5fo5bxbejqit7s5jmns44toduc3xcpi"
+)
+
+// runIn runs fungi with FUNGI_PATH=repo: stdout, stderr, exit code.
+func runIn(t *testing.T, repo string, args ...string) (string, string, int) {
+	t.Helper()
+	return runFungi(t, 2*time.Minute, repo, args...)
+}
+
+// Kubo's add habits: -r, -Q, and --cid-version/--raw-leaves/--chunker
+// when they describe one of the profiles (the flags not given take that
+// profile's values); anything else is a one-line error naming both.
+func TestAddKuboFlags(t *testing.T) {
+	file, tree := addVectors(t)
+	noRepo := filepath.Join(t.TempDir(), "none")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-n", "-r", "-Q", tree}, treeV2025},
+		{[]string{"-n", "--recursive", "--quieter", tree}, treeV2025},
+		{[]string{"-n", "-Q", "--cid-version", "1", "--raw-leaves", "--chunker", "size-1048576", file}, fileV2025},
+		{[]string{"-n", "-Q", "--cid-version=1", file}, fileV2025},
+		{[]string{"-n", "-Q", "--raw-leaves=true", file}, fileV2025},
+		{[]string{"-n", "-Q", "--chunker", "size-262144", file}, fileKubo},
+		{[]string{"-n", "-Q", "-r", "--cid-version", "1", "--raw-leaves", "--chunker=size-262144", tree}, treeKubo},
+		{[]string{"-n", "-Q", "--profile", "kubo-v1-default", "--cid-version", "1", file}, fileKubo},
+		{[]string{"-n", "-Q", "--profile", "unixfs-v1-2025", "--chunker", "size-1048576", "-r", tree}, treeV2025},
+		{[]string{"-n", "-r", file}, "added " + fileV2025 + " b.bin"},
+	} {
+		out, errs, code := runIn(t, noRepo, append([]string{"add"}, tc.args...)...)
+		if code != 0 || out != tc.want+"\n" || errs != "" {
+			t.Errorf("fungi add %v = %q (stderr %q, exit %d); want %q", tc.args, out, errs, code, tc.want)
+		}
+	}
+	for _, args := range [][]string{
+		{"--cid-version", "0"},
+		{"--chunker", "rabin"},
+		{"--chunker", "buzhash"},
+		{"--chunker", "size-4096"},
+		{"--raw-leaves=false"},
+		{"--profile", "unixfs-v1-2025", "--chunker", "size-262144"},
+		{"--profile", "kubo-v1-default", "--cid-version", "0"},
+	} {
+		out, errs, code := runIn(t, noRepo, append(append([]string{"add", "-n", "-Q"}, args...), file)...)
+		line := strings.TrimSuffix(errs, "\n")
+		if code != 2 || out != "" || strings.Contains(line, "\n") || !strings.Contains(line, strings.Join(args, " ")) ||
+			!strings.Contains(line, "supported: unixfs-v1-2025 (--cid-version 1 --raw-leaves=true --chunker size-1048576), kubo-v1-default (--cid-version 1 --raw-leaves=true --chunker size-262144)") {
+			t.Errorf("fungi add %v: stdout %q, stderr %q, exit %d; want one line naming the profiles", args, out, errs, code)
+		}
+	}
+
+	// the same flags when storing: -Q prints the root CID and nothing else
+	repo := filepath.Join(t.TempDir(), "repo")
+	if _, errs, code := runIn(t, repo, "init", "--ec", "4/2"); code != 0 {
+		t.Fatalf("init: %s", errs)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-r", "-Q", tree}, treeV2025},
+		{[]string{"-Q", "--cid-version", "1", "--chunker", "size-262144", file}, fileKubo},
+		{[]string{"--quieter", "--recursive", "--raw-leaves", "--chunker", "size-262144", tree}, treeKubo},
+	} {
+		out, errs, code := runIn(t, repo, append([]string{"add"}, tc.args...)...)
+		if code != 0 || out != tc.want+"\n" || errs != "" {
+			t.Errorf("fungi add %v = %q (stderr %q, exit %d); want %q", tc.args, out, errs, code, tc.want)
+		}
+	}
+	if out, errs, code := runIn(t, repo, "add", "--chunker", "rabin", "-r", tree); code != 2 || out != "" || !strings.Contains(errs, "--chunker rabin: no profile matches") {
+		t.Errorf("add --chunker rabin on a repo: %q %q %d", out, errs, code)
+	}
+}
+
+// The same Kubo flags give the same CIDs in fungi and in Kubo (with its
+// default config), when Kubo is built (scripts/kubo.sh).
+func TestAddKuboFlagsAgainstKubo(t *testing.T) {
+	if _, err := os.Stat("../../.tools/ipfs"); err != nil {
+		t.Skip("Kubo not built: run `make deps` (scripts/kubo.sh)")
+	}
+	bin := kuboBin(t)
+	file, tree := addVectors(t)
+	for _, flags := range [][]string{
+		{"--cid-version", "1", "--raw-leaves", "--chunker", "size-1048576"},
+		{"--cid-version", "1", "--chunker", "size-262144"},
+		{"--cid-version", "1", "--raw-leaves", "--chunker", "size-262144"},
+	} {
+		for _, path := range []string{file, tree} {
+			out, errs, code := runIn(t, t.TempDir(), append(append([]string{"add", "-n", "-r", "-Q"}, flags...), path)...)
+			if code != 0 {
+				t.Fatalf("fungi add %v: %s", flags, errs)
+			}
+			if want := kuboAdd(t, bin, "", path, flags...); strings.TrimSpace(out) != want {
+				t.Errorf("add %v %s: fungi %s, kubo %s", flags, filepath.Base(path), strings.TrimSpace(out), want)
+			}
 		}
 	}
 }
