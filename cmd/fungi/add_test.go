@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fungistor/fungistor/node"
 )
 
 func vectorContent(seed string, n int) []byte {
@@ -237,5 +242,138 @@ func TestAddKuboFlagsAgainstKubo(t *testing.T) {
 				t.Errorf("add %v %s: fungi %s, kubo %s", flags, filepath.Base(path), strings.TrimSpace(out), want)
 			}
 		}
+	}
+}
+
+// oneLine checks a failed command: non-zero exit, nothing on stdout, one
+// line on stderr that says want.
+func oneLine(t *testing.T, args []string, out, errs string, code int, want string) {
+	t.Helper()
+	line := strings.TrimSuffix(errs, "\n")
+	if code == 0 || out != "" || line == "" || strings.Contains(line, "\n") || !strings.Contains(line, want) {
+		t.Errorf("fungi %v: stdout %q, stderr %q, exit %d; want one line with %q", args, out, errs, code, want)
+	}
+}
+
+// fungi init --gateway, and fungi config: get, set, show and bad input,
+// on a repo without and with a daemon.
+func TestConfigCommand(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ flag, want string }{
+		{"", "127.0.0.1:8080"},
+		{"127.0.0.1:9191", "127.0.0.1:9191"},
+		{"off", ""},
+		{"=", ""}, // --gateway=""
+	} {
+		repo := filepath.Join(dir, "g"+strings.ReplaceAll(tc.flag, ":", "_"))
+		args := []string{"init"}
+		if tc.flag == "=" {
+			args = append(args, "--gateway=")
+		} else if tc.flag != "" {
+			args = append(args, "--gateway", tc.flag)
+		}
+		if _, errs, code := runIn(t, repo, args...); code != 0 {
+			t.Fatalf("%v: %s", args, errs)
+		}
+		if out, errs, code := runIn(t, repo, "config", "gateway.listen"); code != 0 || out != tc.want+"\n" {
+			t.Errorf("%v: gateway.listen = %q (%s)", args, out, errs)
+		}
+	}
+	bad := filepath.Join(dir, "bad")
+	out, errs, code := runIn(t, bad, "init", "--gateway", "nowhere")
+	oneLine(t, []string{"init", "--gateway", "nowhere"}, out, errs, code, `gateway.listen "nowhere": want host:port`)
+	if _, err := os.Stat(bad); err == nil {
+		t.Error("a refused init created the repo")
+	}
+
+	repo := filepath.Join(dir, "repo")
+	if _, errs, code := runIn(t, repo, "init"); code != 0 {
+		t.Fatal(errs)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"gateway.listen"}, "127.0.0.1:8080\n"},
+		{[]string{"--json", "gateway.listen"}, "\"127.0.0.1:8080\"\n"},
+		{[]string{"cluster.no_store"}, "false\n"},
+		{[]string{"zdb"}, "{\n  \"data\": \"zdb/data\",\n  \"index\": \"zdb/index\"\n}\n"},
+		{[]string{"cluster.domain", "rack 1"}, ""},
+		{[]string{"cluster.domain"}, "rack 1\n"},
+		{[]string{"--bool", "cluster.no_store", "true"}, ""},
+		{[]string{"cluster.no_store"}, "true\n"},
+		{[]string{"--json", "cluster.voters", "5"}, ""},
+		{[]string{"cluster.voters"}, "5\n"},
+		{[]string{"gateway.listen", "127.0.0.1:8181"}, ""},
+		{[]string{"--json", `gateway.public_gateways."example.com"`, `{"Paths": ["/ipfs"], "UseSubdomains": true}`}, ""},
+		{[]string{"gateway.public_gateways.example.com.UseSubdomains"}, "true\n"},
+		{[]string{"--json", "p2p.listen.0", `"/ip4/127.0.0.1/tcp/4101"`}, ""},
+		{[]string{"p2p.listen.0"}, "/ip4/127.0.0.1/tcp/4101\n"},
+	} {
+		out, errs, code := runIn(t, repo, append([]string{"config"}, tc.args...)...)
+		if code != 0 || out != tc.want || errs != "" {
+			t.Errorf("fungi config %v = %q (stderr %q, exit %d); want %q", tc.args, out, errs, code, tc.want)
+		}
+	}
+	before, _ := os.ReadFile(filepath.Join(repo, "config.json"))
+	for _, tc := range []struct {
+		args []string
+		want string
+		code int
+	}{
+		{[]string{"gateway.lisen"}, `unknown key "gateway.lisen" (gateway has: listen,`, 2},
+		{[]string{"nope", "x"}, `unknown key "nope"`, 2},
+		{[]string{"cluster.voters", "3"}, "cluster.voters is a number, not a string (use --json for a JSON value)", 2},
+		{[]string{"--json", "cluster.voters", "4"}, "cluster.voters is 4: use 3 or 5", 2},
+		{[]string{"--json", "cluster.voters", "{"}, `--json: "{" is not JSON`, 2},
+		{[]string{"--bool", "cluster.no_store", "maybe"}, `--bool: "maybe" is not true or false`, 2},
+		{[]string{"--json", "--bool", "cluster.no_store", "true"}, "exclude each other", 2},
+		{[]string{"gateway.listen", "nocolon"}, `gateway.listen "nocolon": want host:port`, 2},
+		{[]string{"--json", "zdb", `{"data": "d"}`}, "zdb.data and zdb.index are required", 2},
+		{[]string{"p2p.listen.7"}, "p2p.listen has 2 entries: no index 7", 2},
+		{[]string{"gateway.public_gateways.other.org.Paths", "x"}, `quote map keys that hold dots: gateway.public_gateways."other.org"`, 2},
+		{[]string{}, "name a KEY", 2},
+		{[]string{"a", "b", "c"}, `unexpected argument "c"`, 2},
+		{[]string{"--frob", "x"}, "flag provided but not defined: -frob", 2},
+	} {
+		out, errs, code := runIn(t, repo, append([]string{"config"}, tc.args...)...)
+		oneLine(t, tc.args, out, errs, code, tc.want)
+		if code != tc.code {
+			t.Errorf("fungi config %v: exit %d, want %d", tc.args, code, tc.code)
+		}
+	}
+	if after, _ := os.ReadFile(filepath.Join(repo, "config.json")); !bytes.Equal(before, after) {
+		t.Errorf("refused changes changed config.json:\n%s", after)
+	}
+	out, errs, code = runIn(t, filepath.Join(dir, "none"), "config", "gateway.listen")
+	oneLine(t, []string{"config (no repo)"}, out, errs, code, "fungi init")
+
+	// show prints the whole config, which the daemon's strict reader takes
+	out, errs, code = runIn(t, repo, "config", "show")
+	var cfg node.Config
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	if code != 0 || dec.Decode(&cfg) != nil || cfg.Gateway.Listen != "127.0.0.1:8181" || cfg.Cluster.Domain != "rack 1" ||
+		!cfg.Cluster.NoStore || cfg.Cluster.Voters != 5 || !cfg.Gateway.PublicGateways["example.com"].UseSubdomains || cfg.Validate() != nil {
+		t.Fatalf("config show = %q (%s)", out, errs)
+	}
+	if !bytes.Equal([]byte(out), before) {
+		t.Errorf("config show differs from config.json:\n%s\n%s", out, before)
+	}
+
+	// with a daemon on the repo (here: something answering at its api
+	// address), the file changes and stderr says to restart it
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	os.WriteFile(filepath.Join(repo, "api"), []byte(l.Addr().String()), 0o644)
+	out, errs, code = runIn(t, repo, "config", "cluster.domain", "rack 2")
+	if code != 0 || out != "" || !strings.Contains(errs, "restart it for the change to apply") || strings.Count(errs, "\n") != 1 {
+		t.Errorf("set with a daemon: %q %q %d", out, errs, code)
+	}
+	if out, _, _ := runIn(t, repo, "config", "cluster.domain"); out != "rack 2\n" {
+		t.Errorf("after the set with a daemon: %q", out)
 	}
 }

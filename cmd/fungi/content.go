@@ -34,7 +34,8 @@ func runInit(args []string) error {
 	bootstrap := fs.String("bootstrap", "", "multiaddrs (with /p2p/ID) of cluster peers, comma-separated")
 	join := fs.String("join", "", "join the cluster of the member at this multiaddr (with /p2p/ID) when the daemon starts; needs --secret")
 	domain := fs.String("domain", "", "this node's failure domain or region tag")
-	setUsage(fs, "usage: fungi init [--profile P] [--ec K/M] [--secret HEX] [--join MULTIADDR] [--listen ADDRS]\n\n"+
+	gateway := fs.String("gateway", node.DefaultGatewayListen, "the IPFS gateway's address host:port; \"off\" or \"\" for no gateway")
+	setUsage(fs, "usage: fungi init [--profile P] [--ec K/M] [--secret HEX] [--join MULTIADDR] [--listen ADDRS] [--gateway ADDR]\n\n"+
 		"Creates the repo in $FUNGI_PATH (default ~/.fungi): config.json, the cluster\n"+
 		"secret and the embedded ZDB. Without --join, the daemon founds a new cluster;\n"+
 		"with it, the daemon joins the cluster of that member, proving --secret (the\n"+
@@ -62,6 +63,10 @@ func runInit(args []string) error {
 		cfg.P2P.Bootstrap = append([]string{*join}, cfg.P2P.Bootstrap...)
 	}
 	cfg.Cluster.Domain = *domain
+	cfg.Gateway.Listen = *gateway
+	if *gateway == "off" {
+		cfg.Gateway.Listen = ""
+	}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
