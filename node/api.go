@@ -293,10 +293,12 @@ func (a *api) ls(w http.ResponseWriter, r *http.Request) error {
 type ID struct {
 	PeerID string   `json:"peer_id"`
 	Addrs  []string `json:"addrs"`
+	// Gateway is the IPFS gateway's address (host:port), "" if none.
+	Gateway string `json:"gateway,omitempty"`
 }
 
 func (a *api) id(w http.ResponseWriter, _ *http.Request) error {
-	out := ID{PeerID: a.host.ID().String(), Addrs: []string{}}
+	out := ID{PeerID: a.host.ID().String(), Addrs: []string{}, Gateway: a.gateway}
 	for _, m := range a.host.Addrs() {
 		out.Addrs = append(out.Addrs, m.String())
 	}

@@ -131,6 +131,7 @@ func New(cfg Config, b Node) (http.Handler, error) {
 	inner.Handle("/ipns/", paths)
 	var h http.Handler = boxogw.NewHostnameHandler(gwc, backend, inner)
 	h = boxogw.NewHeaders(nil).WithDeprecatedXIpfsPath().ApplyCors().Wrap(h)
+	h = multiRange(h)
 	m := newMetrics(reg)
 	lim := &clientLimit{max: cfg.MaxRequestsPerClient, n: map[string]int{}}
 	log := cfg.Logger
