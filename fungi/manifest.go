@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	blocks "github.com/ipfs/go-block-format"
@@ -19,19 +20,28 @@ type PoolMember struct {
 
 // Manifest is what must be replicated to read an object back: its root, how
 // its leaves were coded, and the inner DAG nodes (directories, file nodes
-// with their links, symlinks). Leaves are not listed: their CIDs are in the
+// with their links, symlinks).
+//
+// A manifest comes in two kinds. One made by a UnixFS add (encoding
+// version 1) does not list its leaves: their CIDs are the raw links of the
 // inner nodes and their fragments' keys derive from CID and coding
 // (FragmentKey), so the per-block cost is the link in its parent node (~45
-// bytes for a CIDv1 sha2-256 leaf).
+// bytes for a CIDv1 sha2-256 leaf). One made by a DAG import (Imported,
+// version 2) holds blocks of any codec and may be partial (links to blocks
+// it does not hold): Nodes are the blocks kept inline, and Dispersed lists
+// exactly the blocks stored as fragments, with their sizes, so a block
+// missing from the DAG is never mistaken for a stored one.
 //
-// Encoding (version 1), all integers unsigned varints:
+// Encoding, all integers unsigned varints:
 //
 //	"FZM" 0x01 | root cid | K | N | mode | size | leaves | stored bytes |
 //	pool count | (id | domain)* | node count | (cid | data)*
 //
-// where cid and data are length-prefixed byte strings. Nodes are sorted by
-// CID bytes, and each must hash to its CID: a decoded manifest is
-// self-verifying.
+//	"FZM" 0x02 | ... as version 1 ... | dispersed count | (cid | size)*
+//
+// where cid and data are length-prefixed byte strings. Nodes and dispersed
+// blocks are sorted by CID bytes (a CID is in at most one of the two), and
+// each node must hash to its CID: a decoded manifest is self-verifying.
 type Manifest struct {
 	Root   cid.Cid
 	Coding Coding
@@ -45,11 +55,27 @@ type Manifest struct {
 	// Pool is the placement's pool when the object was written, in order:
 	// with Spread, it determines where every fragment is.
 	Pool []PoolMember
-	// Nodes are the inner blocks, by CID.
+	// Nodes are the inner blocks, by CID (for an imported DAG: the blocks
+	// kept inline, of any codec).
 	Nodes map[cid.Cid]blocks.Block
+	// Imported marks a manifest made by a DAG import (encoding version 2):
+	// its dispersed blocks are exactly Dispersed.
+	Imported bool
+	// Dispersed lists the blocks of an imported DAG stored as fragments,
+	// sorted by CID bytes (MarshalBinary sorts).
+	Dispersed []BlockRef
 }
 
-const manifestMagic = "FZM\x01"
+// BlockRef names a block and gives its size.
+type BlockRef struct {
+	CID  cid.Cid
+	Size uint32
+}
+
+const (
+	manifestMagic   = "FZM\x01"
+	manifestMagicV2 = "FZM\x02"
+)
 
 // Limits a manifest decoder enforces.
 const (
@@ -75,8 +101,31 @@ func (m *Manifest) MarshalBinary() ([]byte, error) {
 		size += len(b.RawData()) + 48
 	}
 	sort.Slice(keys, func(i, j int) bool { return bytes.Compare(keys[i].Bytes(), keys[j].Bytes()) < 0 })
+	var disp []BlockRef
+	if m.Imported {
+		disp = slices.Clone(m.Dispersed)
+		sort.Slice(disp, func(i, j int) bool { return bytes.Compare(disp[i].CID.Bytes(), disp[j].CID.Bytes()) < 0 })
+		for i, d := range disp {
+			if !d.CID.Defined() {
+				return nil, fmt.Errorf("%w: undefined dispersed block", ErrBadManifest)
+			}
+			if i > 0 && disp[i-1].CID.Equals(d.CID) {
+				return nil, fmt.Errorf("%w: block %s listed twice", ErrBadManifest, d.CID)
+			}
+			if _, ok := m.Nodes[d.CID]; ok {
+				return nil, fmt.Errorf("%w: block %s both inline and dispersed", ErrBadManifest, d.CID)
+			}
+			size += 48
+		}
+	} else if len(m.Dispersed) > 0 {
+		return nil, fmt.Errorf("%w: dispersed blocks listed in a UnixFS manifest", ErrBadManifest)
+	}
 	b := make([]byte, 0, size)
-	b = append(b, manifestMagic...)
+	if m.Imported {
+		b = append(b, manifestMagicV2...)
+	} else {
+		b = append(b, manifestMagic...)
+	}
 	b = appendBytes(b, m.Root.Bytes())
 	b = binary.AppendUvarint(b, uint64(m.Coding.K))
 	b = binary.AppendUvarint(b, uint64(m.Coding.N))
@@ -94,6 +143,13 @@ func (m *Manifest) MarshalBinary() ([]byte, error) {
 		b = appendBytes(b, c.Bytes())
 		b = appendBytes(b, m.Nodes[c].RawData())
 	}
+	if m.Imported {
+		b = binary.AppendUvarint(b, uint64(len(disp)))
+		for _, d := range disp {
+			b = appendBytes(b, d.CID.Bytes())
+			b = binary.AppendUvarint(b, uint64(d.Size))
+		}
+	}
 	return b, nil
 }
 
@@ -106,7 +162,12 @@ func appendBytes(b, v []byte) []byte {
 // its CID, and the coding must be valid.
 func (m *Manifest) UnmarshalBinary(data []byte) error {
 	d := decoder{b: data}
-	if len(data) < len(manifestMagic) || string(data[:len(manifestMagic)]) != manifestMagic {
+	var imported bool
+	switch {
+	case bytes.HasPrefix(data, []byte(manifestMagic)):
+	case bytes.HasPrefix(data, []byte(manifestMagicV2)):
+		imported = true
+	default:
 		return fmt.Errorf("%w: not a manifest (or an unknown version)", ErrBadManifest)
 	}
 	d.b = d.b[len(manifestMagic):]
@@ -116,6 +177,7 @@ func (m *Manifest) UnmarshalBinary(data []byte) error {
 	}
 	var out Manifest
 	out.Root = root
+	out.Imported = imported
 	out.Coding.K = int(d.uvarint(256))
 	out.Coding.N = int(d.uvarint(256))
 	out.Coding.Mode = CodingMode(d.byte())
@@ -163,6 +225,9 @@ func (m *Manifest) UnmarshalBinary(data []byte) error {
 		}
 		out.Nodes[c] = blk
 	}
+	if imported {
+		out.Dispersed = d.dispersed(out.Nodes)
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = errors.New("trailing bytes")
 	}
@@ -174,6 +239,39 @@ func (m *Manifest) UnmarshalBinary(data []byte) error {
 	}
 	*m = out
 	return nil
+}
+
+// dispersed reads the dispersed blocks of a version 2 manifest.
+func (d *decoder) dispersed(nodes map[cid.Cid]blocks.Block) []BlockRef {
+	n := d.uvarint(maxManifestNodes)
+	if d.err == nil && n > uint64(len(d.b)/3) {
+		d.err = errors.New("dispersed count exceeds the data")
+	}
+	out := make([]BlockRef, 0, min(n, 1024))
+	var last []byte
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		cb := d.bytes()
+		size := d.uvarint(MaxBlockSize)
+		if d.err != nil {
+			break
+		}
+		c, err := cid.Cast(cb)
+		if err != nil {
+			d.err = err
+			break
+		}
+		if last != nil && bytes.Compare(last, cb) >= 0 {
+			d.err = errors.New("dispersed blocks out of order")
+			break
+		}
+		last = cb
+		if _, ok := nodes[c]; ok {
+			d.err = fmt.Errorf("block %s both inline and dispersed", c)
+			break
+		}
+		out = append(out, BlockRef{CID: c, Size: uint32(size)})
+	}
+	return out
 }
 
 // decoder reads varints and length-prefixed bytes, remembering the first
@@ -226,9 +324,17 @@ func (d *decoder) bytes() []byte {
 	return v
 }
 
-// LeafCIDs returns the object's leaves in content order (a leaf that
-// occurs twice is listed twice).
+// LeafCIDs returns the object's dispersed blocks: for a UnixFS manifest
+// its leaves in content order (a leaf that occurs twice is listed twice),
+// for an imported DAG the Dispersed blocks, by CID bytes.
 func (m *Manifest) LeafCIDs() ([]cid.Cid, error) {
+	if m.Imported {
+		out := make([]cid.Cid, len(m.Dispersed))
+		for i, d := range m.Dispersed {
+			out[i] = d.CID
+		}
+		return out, nil
+	}
 	var out []cid.Cid
 	var walk func(c cid.Cid) error
 	walk = func(c cid.Cid) error {
@@ -252,4 +358,37 @@ func (m *Manifest) LeafCIDs() ([]cid.Cid, error) {
 		return nil
 	}
 	return out, walk(m.Root)
+}
+
+// LeafSizes returns the size of every dispersed block: for a UnixFS
+// manifest from the Tsize of the links to its raw leaves (a raw root with
+// no inner node is the whole object), for an imported DAG from Dispersed.
+func (m *Manifest) LeafSizes() (map[cid.Cid]int64, error) {
+	out := map[cid.Cid]int64{}
+	if m.Imported {
+		for _, d := range m.Dispersed {
+			out[d.CID] = int64(d.Size)
+		}
+		return out, nil
+	}
+	if _, ok := m.Nodes[m.Root]; !ok {
+		if m.Root.Prefix().Codec != cid.Raw {
+			return nil, fmt.Errorf("%w: node %s missing", ErrBadManifest, m.Root)
+		}
+		out[m.Root] = int64(m.Size)
+		return out, nil
+	}
+	for _, blk := range m.Nodes {
+		nd, err := decodeNode(blk)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range nd.Links() {
+			if _, inner := m.Nodes[l.Cid]; inner || l.Cid.Prefix().Codec != cid.Raw {
+				continue
+			}
+			out[l.Cid] = int64(l.Size)
+		}
+	}
+	return out, nil
 }

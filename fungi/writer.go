@@ -33,12 +33,14 @@ type Writer struct {
 	// its Get, GetMany, Remove and RemoveMany serve the DAGService
 	*MemDAG
 
-	mu     sync.Mutex
-	seen   map[cid.Cid]bool
-	err    error
-	size   uint64
-	leaves uint64
-	stored uint64
+	mu   sync.Mutex
+	seen map[cid.Cid]bool
+	// storedOf is the fragment bytes written for each stored block
+	storedOf map[cid.Cid]int
+	err      error
+	size     uint64
+	leaves   uint64
+	stored   uint64
 	// Progress, if set, is called (from worker goroutines) with the content
 	// bytes of each leaf once its fragments are stored.
 	Progress func(n int64)
@@ -59,7 +61,8 @@ func NewWriter(ctx context.Context, codec *Codec, c Coding, place Placement, par
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	return &Writer{codec: codec, coding: c, place: place, ctx: ctx, cancel: cancel,
-		sem: make(chan struct{}, parallel), MemDAG: NewMemDAG(false), seen: map[cid.Cid]bool{}}
+		sem: make(chan struct{}, parallel), MemDAG: NewMemDAG(false), seen: map[cid.Cid]bool{},
+		storedOf: map[cid.Cid]int{}}
 }
 
 // Add takes one node of the import.
@@ -71,7 +74,20 @@ func (w *Writer) Add(ctx context.Context, nd ipld.Node) error {
 	if c.Prefix().Codec != cid.Raw {
 		return w.MemDAG.Add(ctx, nd)
 	}
-	data := nd.RawData()
+	return w.disperse(ctx, c, nd.RawData())
+}
+
+// Disperse stores blk as fragments whatever its codec, as Add does a raw
+// leaf (a DAG import disperses big blocks of any codec). Like Add, it
+// returns before the fragments are stored: Wait (or Finish) waits.
+func (w *Writer) Disperse(ctx context.Context, blk blocks.Block) error {
+	if err := w.firstErr(); err != nil {
+		return err
+	}
+	return w.disperse(ctx, blk.Cid(), blk.RawData())
+}
+
+func (w *Writer) disperse(ctx context.Context, c cid.Cid, data []byte) error {
 	w.mu.Lock()
 	w.size += uint64(len(data))
 	w.leaves++
@@ -105,6 +121,7 @@ func (w *Writer) Add(ctx context.Context, nd ipld.Node) error {
 		}
 		w.mu.Lock()
 		w.stored += uint64(n)
+		w.storedOf[c] = n
 		w.mu.Unlock()
 		if w.Progress != nil {
 			w.Progress(int64(len(data)))
@@ -241,6 +258,40 @@ func DeleteBlocks(ctx context.Context, place Placement, c Coding, blocks []cid.C
 	return n, first
 }
 
+// Wait waits for every block given so far to be stored and returns the
+// first error. The Writer stays usable (a DAG import calls it before it
+// builds its manifests).
+func (w *Writer) Wait() error {
+	w.wg.Wait()
+	return w.firstErr()
+}
+
+// StoredBytes returns the fragment bytes written for a block this Writer
+// stored (0 if it did not, or not yet).
+func (w *Writer) StoredBytes(c cid.Cid) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.storedOf[c]
+}
+
+// Coding returns the coding the Writer encodes with.
+func (w *Writer) Coding() Coding { return w.coding }
+
+// Pool returns the pool the Writer places fragments on, as a manifest
+// records it (nil unless the placement is a Spread).
+func (w *Writer) Pool() []PoolMember {
+	var out []PoolMember
+	if sp, ok := w.place.(Spread); ok {
+		for _, t := range sp.Pool {
+			out = append(out, PoolMember{ID: t.ID, Domain: t.Domain})
+		}
+	}
+	return out
+}
+
+// Close releases the Writer after Wait (Finish does it itself).
+func (w *Writer) Close() { w.cancel() }
+
 // Finish waits for every leaf and returns the manifest of root: the inner
 // nodes reachable from it (intermediate directory versions the importer
 // replaced are dropped).
@@ -251,12 +302,7 @@ func (w *Writer) Finish(root cid.Cid) (*Manifest, error) {
 		return nil, err
 	}
 	m := &Manifest{Root: root, Coding: w.coding, Size: w.size, Leaves: w.leaves, Stored: w.stored,
-		Nodes: map[cid.Cid]blocks.Block{}}
-	if sp, ok := w.place.(Spread); ok {
-		for _, t := range sp.Pool {
-			m.Pool = append(m.Pool, PoolMember{ID: t.ID, Domain: t.Domain})
-		}
-	}
+		Nodes: map[cid.Cid]blocks.Block{}, Pool: w.Pool()}
 	var walk func(c cid.Cid) error
 	walk = func(c cid.Cid) error {
 		if c.Prefix().Codec == cid.Raw {

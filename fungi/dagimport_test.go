@@ -1,0 +1,254 @@
+package fungi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"testing"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+)
+
+// importBlocks runs a DAG import of blocks with roots over place.
+func importBlocks(t testing.TB, roots []cid.Cid, bs []blocks.Block, place Placement) ([]ImportedDAG, *Writer, error) {
+	t.Helper()
+	codec, err := NewCodec(testSecret, DefaultCoding())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(context.Background(), codec, DefaultCoding(), place, 0)
+	t.Cleanup(w.Close)
+	d := NewDAGImport(w)
+	d.AddRoots(roots)
+	for _, b := range bs {
+		if err := d.Add(context.Background(), b); err != nil {
+			return nil, w, err
+		}
+	}
+	dags, err := d.Finish()
+	if err == nil && d.Count != uint64(len(bs)) {
+		t.Fatalf("counted %d blocks of %d", d.Count, len(bs))
+	}
+	return dags, w, err
+}
+
+// manifestGetter serves a manifest's blocks: inline ones from it, dispersed
+// ones through a Reader.
+type manifestGetter struct {
+	m *Manifest
+	r *Reader
+}
+
+func (g manifestGetter) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	if b, ok := g.m.Nodes[c]; ok {
+		return b, nil
+	}
+	data, err := g.r.Block(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return blocks.NewBlockWithCid(data, c)
+}
+
+func TestDAGImportRoundTrip(t *testing.T) {
+	want, _ := os.ReadFile(kuboExport)
+	roots, bs := readCARFile(t, kuboExport)
+	place, _ := pool(5)
+	// every block twice: repeats are counted, stored once
+	dags, _, err := importBlocks(t, roots, append(bs, bs...), place)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dags) != 1 || len(dags[0].Missing) != 0 || dags[0].Loose {
+		t.Fatalf("%d manifests, missing %v", len(dags), dags[0].Missing)
+	}
+	m := dags[0].Manifest
+	if !m.Imported || m.Root != roots[0] || int(m.Leaves) != len(m.Dispersed) || m.Stored == 0 {
+		t.Fatalf("manifest %+v", m)
+	}
+	// each stored block is inline or dispersed by the policy; identity
+	// CIDs are neither
+	disp := map[cid.Cid]BlockRef{}
+	for _, d := range m.Dispersed {
+		disp[d.CID] = d
+	}
+	var size uint64
+	for _, b := range bs {
+		c := b.Cid()
+		_, in := m.Nodes[c]
+		d, out := disp[c]
+		links, _ := Links(b)
+		switch {
+		case IsIdentity(c):
+			if in || out {
+				t.Fatalf("identity %s stored", c)
+			}
+			continue
+		case in == out:
+			t.Fatalf("%s inline %v, dispersed %v", c, in, out)
+		case in != inlined(c, len(b.RawData()), len(links) > 0):
+			t.Fatalf("%s (%d bytes, %d links) inline %v", c, len(b.RawData()), len(links), in)
+		case out && int(d.Size) != len(b.RawData()):
+			t.Fatalf("%s size %d", c, d.Size)
+		}
+		size += uint64(len(b.RawData()))
+	}
+	if m.Size != size || len(m.Dispersed) == 0 || len(m.Nodes) == 0 {
+		t.Fatalf("size %d (want %d), %d dispersed, %d inline", m.Size, size, len(m.Dispersed), len(m.Nodes))
+	}
+	// a deterministic round trip; every bit flip caught
+	b, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Manifest
+	if err := back.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := back.MarshalBinary()
+	if !bytes.Equal(b, again) || !back.Imported || len(back.Dispersed) != len(m.Dispersed) {
+		t.Fatal("manifest changed in a round trip")
+	}
+	for i := 0; i < len(b); i += 5 {
+		bad := bytes.Clone(b)
+		bad[i] ^= 0x04
+		var x Manifest
+		if x.UnmarshalBinary(bad) == nil {
+			if x2, _ := x.MarshalBinary(); bytes.Equal(x2, b) {
+				t.Fatalf("flip at %d decoded to the same manifest", i)
+			}
+		}
+	}
+	leaves, _ := back.LeafCIDs()
+	sizes, _ := back.LeafSizes()
+	if len(leaves) != len(m.Dispersed) || len(sizes) != len(leaves) {
+		t.Fatalf("%d leaves, %d sizes", len(leaves), len(sizes))
+	}
+	for _, l := range leaves {
+		if sizes[l] != int64(disp[l].Size) {
+			t.Fatalf("%s: size %d", l, sizes[l])
+		}
+	}
+	// exported from what was stored, it is Kubo's CAR again
+	codec, _ := NewCodec(testSecret, back.Coding)
+	r := NewReader(codec, back.Coding, place, 0)
+	var out bytes.Buffer
+	if _, err := WriteCAR(context.Background(), &out, back.Root, manifestGetter{&back, r}, CARWriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Fatal("export of the import differs from Kubo's CAR")
+	}
+}
+
+func TestDAGImportPartial(t *testing.T) {
+	roots, bs := readCARFile(t, kuboExport)
+	place, stores := pool(5)
+	// leave out the CIDv0 tree's root (and so everything under it is
+	// reached by no root) and add a block no one links to
+	l, _ := Links(bs[0])
+	v0 := l[1]
+	var part []blocks.Block
+	for _, b := range bs {
+		if b.Cid() != v0 {
+			part = append(part, b)
+		}
+	}
+	ld := bytes.Repeat([]byte("loose "), 200)
+	extra, _ := blocks.NewBlockWithCid(ld, cidOf(t, ld, cid.Raw))
+	part = append(part, extra)
+	dags, w, err := importBlocks(t, roots, part, place)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dags) != 2 || len(dags[0].Missing) != 1 || dags[0].Missing[0] != v0 || !dags[1].Loose {
+		t.Fatalf("%d manifests: %+v", len(dags), dags)
+	}
+	loose := dags[1].Manifest
+	if loose.Root.Version() != 0 { // the v0 tree's first block in the CAR
+		t.Fatalf("loose root %s", loose.Root)
+	}
+	if !hasBlock(loose, extra.Cid()) || hasBlock(dags[0].Manifest, extra.Cid()) {
+		t.Fatal("the loose block is not (only) in the loose manifest")
+	}
+	// every stored block is in some manifest; the partial DAG's link is
+	// not mistaken for a stored leaf
+	for _, b := range part {
+		if !IsIdentity(b.Cid()) && !hasBlock(dags[0].Manifest, b.Cid()) && !hasBlock(loose, b.Cid()) {
+			t.Fatalf("%s in no manifest", b.Cid())
+		}
+	}
+	if leaves, _ := dags[0].Manifest.LeafCIDs(); containsCID(leaves, v0) {
+		t.Fatal("a missing block listed as a leaf")
+	}
+	if k1, k2 := dags[0].Key("partial"), dags[0].Key("partial"); k1 != k2 || len(k1) < 40 {
+		t.Fatalf("keys %q %q", k1, k2)
+	}
+	// fragments were written for the dispersed blocks only
+	n := 0
+	for _, s := range stores {
+		n += s.Len()
+	}
+	if want := (len(dags[0].Manifest.Dispersed) + len(loose.Dispersed)) * DefaultCoding().N; n > want || len(w.Leaves()) == 0 {
+		t.Fatalf("%d fragments stored, want at most %d", n, want)
+	}
+
+	// a root that is in no CAR of the import fails it
+	if _, _, err := importBlocks(t, []cid.Cid{v0}, part, place); !errors.Is(err, ErrRootNotInCAR) {
+		t.Fatalf("root not in the CAR: %v", err)
+	}
+	// so does a block of a codec we cannot read
+	odd, _ := blocks.NewBlockWithCid([]byte("x"), cidOf(t, []byte("x"), 0x78))
+	if _, _, err := importBlocks(t, roots, append(bs, odd), place); !errors.Is(err, ErrUnsupportedCodec) {
+		t.Fatalf("git-raw block: %v", err)
+	}
+}
+
+func hasBlock(m *Manifest, c cid.Cid) bool {
+	if _, ok := m.Nodes[c]; ok {
+		return true
+	}
+	for _, d := range m.Dispersed {
+		if d.CID == c {
+			return true
+		}
+	}
+	return false
+}
+
+func containsCID(cs []cid.Cid, c cid.Cid) bool {
+	for _, x := range cs {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+func TestLeafSizesUnixFS(t *testing.T) {
+	place, _ := pool(1)
+	for _, n := range []int{0, 100, 1 << 20, 3<<20 + 5} {
+		m := addBytes(t, randBytes(uint64(n), n), DefaultCoding(), place)
+		leaves, err := m.LeafCIDs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes, err := m.LeafSizes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum int64
+		distinct := map[cid.Cid]bool{}
+		for _, l := range leaves {
+			distinct[l] = true
+		}
+		for _, s := range sizes {
+			sum += s
+		}
+		if len(sizes) != len(distinct) || (len(distinct) == len(leaves) && sum != int64(n)) {
+			t.Fatalf("%d bytes: %d sizes for %d leaves, sum %d", n, len(sizes), len(distinct), sum)
+		}
+	}
+}
