@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	uio "github.com/ipfs/boxo/ipld/unixfs/io"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
@@ -286,4 +287,21 @@ func identityBlock(c cid.Cid) (blocks.Block, error) {
 // node's reader, as cat does.
 func (r *Repo) OpenFile(ctx context.Context, c cid.Cid) (gateway.File, error) {
 	return r.Cat(ctx, c)
+}
+
+// OpenFileRange opens a UnixFS file to read bytes from..to (inclusive)
+// only: the reader fetches the leaves of that range and no others.
+func (r *Repo) OpenFileRange(ctx context.Context, c cid.Cid, from, to int64) (gateway.File, error) {
+	nd, dag, _, err := r.object(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if isDir(nd) {
+		return nil, fmt.Errorf("%s %w", c, ErrIsDirectory)
+	}
+	leaves, err := fungi.LeavesInRange(ctx, dag, nd, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return uio.NewDagReader(ctx, nd, fungi.OnlyLeaves(dag, leaves))
 }

@@ -151,6 +151,24 @@ func TestGateway(t *testing.T) {
 			t.Fatalf("range %d-%d: wrong bytes", from, to)
 		}
 	}
+	// a bounded range fetches the fragments of its own block, not the ten
+	// blocks boxo's reader would prefetch
+	fetched := func() (n float64) {
+		for _, v := range c.metrics(5, "fungi_fragments_fetched_total") {
+			n += v
+		}
+		return n
+	}
+	before := fetched()
+	resp, body = fetch(t, "GET", gw+"/ipfs/"+root+"/big.bin", "Range: bytes=100-109")
+	wantStatus(t, "small range", resp, body, 206)
+	if !bytes.Equal(body, bigBytes[100:110]) {
+		t.Fatal("small range: wrong bytes")
+	}
+	if n := fetched() - before; n > 6 { // K=4, plus hedges
+		t.Errorf("a 10-byte range fetched %v fragments (coding 4/2: want at most 6)", n)
+	}
+
 	// a suffix range and a multi-range
 	resp, body = fetch(t, "GET", gw+"/ipfs/"+root+"/big.bin", "Range: bytes=-100")
 	wantStatus(t, "suffix range", resp, body, 206)

@@ -18,6 +18,8 @@ import (
 // reads, as `fungi cat` does.
 type Files interface {
 	OpenFile(ctx context.Context, c cid.Cid) (File, error)
+	// OpenFileRange opens c to read bytes from..to (inclusive) only.
+	OpenFileRange(ctx context.Context, c cid.Cid, from, to int64) (File, error)
 }
 
 // File is an open UnixFS file.
@@ -63,20 +65,30 @@ func (b *backend) Get(ctx context.Context, p path.ImmutablePath, ranges ...boxog
 	if mt := fsn.ModTime(); !mt.IsZero() {
 		md.ModTime = mt
 	}
-	f, err := b.files.OpenFile(ctx, c)
-	if err != nil {
-		return md, nil, statusError(err)
-	}
-	size := int64(f.Size())
-	if len(ranges) > 0 && ranges[0].From != 0 {
+	size := int64(fsn.FileSize())
+	start, end := int64(0), size-1
+	if len(ranges) > 0 {
 		ra := ranges[0]
-		start := ra.From
+		start = ra.From
 		if start < 0 {
 			start = max(size+start, 0)
 		}
-		if start > size {
-			start = size
+		start = min(start, size)
+		if ra.To != nil && *ra.To >= 0 {
+			end = min(*ra.To, size-1)
 		}
+	}
+	var f File
+	if end < size-1 {
+		// a bounded range: fetch its leaves and no others
+		f, err = b.files.OpenFileRange(ctx, c, start, end)
+	} else {
+		f, err = b.files.OpenFile(ctx, c) // to the end: prefetch ahead
+	}
+	if err != nil {
+		return md, nil, statusError(err)
+	}
+	if start != 0 {
 		if _, err := f.Seek(start, io.SeekStart); err != nil {
 			f.Close()
 			return md, nil, statusError(err)
@@ -84,7 +96,7 @@ func (b *backend) Get(ctx context.Context, p path.ImmutablePath, ranges ...boxog
 	}
 	// the first bytes before the headers: a read that cannot start fails
 	// with its status instead of a response cut off
-	buf := make([]byte, firstRead)
+	buf := make([]byte, min(firstRead, max(end-start+1, 1)))
 	n, err := io.ReadFull(f, buf)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		f.Close()
