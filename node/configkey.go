@@ -26,16 +26,28 @@ import (
 // that leaves the config invalid: the user's input, not the repo, is wrong.
 var ErrBadSetting = errors.New("bad setting")
 
-type settingError struct{ err error }
+// ErrStringValue marks a string given to a key that takes a number, a
+// bool, a list or an object (also an ErrBadSetting): the CLI suggests
+// giving JSON.
+var ErrStringValue = errors.New("a string for a key that takes another kind of value")
+
+type settingError struct {
+	err       error
+	strForNon bool // ErrStringValue
+}
 
 func (e settingError) Error() string {
 	return strings.TrimPrefix(e.err.Error(), "config: ") // Validate's prefix: the key says it
 }
-func (e settingError) Unwrap() error        { return e.err }
-func (e settingError) Is(target error) bool { return target == ErrBadSetting }
+
+func (e settingError) Unwrap() error { return e.err }
+
+func (e settingError) Is(target error) bool {
+	return target == ErrBadSetting || e.strForNon && target == ErrStringValue
+}
 
 func badSetting(format string, args ...any) error {
-	return settingError{fmt.Errorf(format, args...)}
+	return settingError{err: fmt.Errorf(format, args...)}
 }
 
 // keySegment is one step of a key: a field or map key name, or a list
@@ -373,11 +385,7 @@ func decodeValue(v reflect.Value, at string, value json.RawMessage) error {
 				return badSetting("%s: %s is out of range", at, n)
 			}
 			if te.Field == "" {
-				hint := ""
-				if te.Value == "string" {
-					hint = " (use --json for a JSON value)"
-				}
-				return badSetting("%s is %s, not a %s%s", at, kindName(v.Type()), te.Value, hint)
+				return settingError{fmt.Errorf("%s is %s, not a %s", at, kindName(v.Type()), te.Value), te.Value == "string"}
 			}
 			return badSetting("%s: %s is %s, not a %s", at, te.Field, kindName(te.Type), te.Value)
 		}
@@ -487,7 +495,7 @@ func SetConfigValue(path, key string, value json.RawMessage) error {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
-		return settingError{err}
+		return settingError{err: err}
 	}
 	return writeFileAtomic(filepath.Join(path, configFile), configJSON(cfg), 0o644)
 }

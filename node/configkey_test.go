@@ -121,8 +121,10 @@ func TestConfigSetValue(t *testing.T) {
 			}},
 		{key: "zdb", value: `{"data":"d","index":"i"}`, check: func(c Config) bool { return c.ZDB == ZDBDirs{"d", "i"} }},
 
-		{key: "cluster.voters", value: `"5"`, err: "cluster.voters is a number, not a string (use --json for a JSON value)"},
+		{key: "cluster.voters", value: `"5"`, err: "cluster.voters is a number, not a string"},
 		{key: "cluster.no_store", value: `"yes"`, err: "cluster.no_store is a bool, not a string"},
+		{key: "cluster.no_store", value: `"yes"`, err: ErrStringValue.Error()},
+		{key: "cluster.voters", value: `"5"`, err: ErrStringValue.Error()},
 		{key: "cluster.domain", value: `7`, err: "cluster.domain is a string, not a number"},
 		{key: "cluster.capacity", value: `-1`, err: "cluster.capacity: -1 is out of range"},
 		{key: "p2p.listen", value: `"/ip4/0.0.0.0/tcp/1"`, err: "p2p.listen is a list, not a string"},
@@ -139,8 +141,14 @@ func TestConfigSetValue(t *testing.T) {
 		before.P2P.Listen = slicesClone(c.P2P.Listen)
 		err := c.SetValue(tc.key, json.RawMessage(tc.value))
 		if tc.err != "" {
-			if err == nil || !errors.Is(err, ErrBadSetting) || !strings.Contains(err.Error(), tc.err) {
+			if tc.err == ErrStringValue.Error() {
+				if !errors.Is(err, ErrStringValue) || !errors.Is(err, ErrBadSetting) {
+					t.Errorf("SetValue(%s, %s) = %v; want ErrStringValue", tc.key, tc.value, err)
+				}
+			} else if err == nil || !errors.Is(err, ErrBadSetting) || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("SetValue(%s, %s) = %v; want an error with %q", tc.key, tc.value, err, tc.err)
+			} else if errors.Is(err, ErrStringValue) && !strings.Contains(tc.value, `"`) {
+				t.Errorf("SetValue(%s, %s) = %v: not a string, yet ErrStringValue", tc.key, tc.value, err)
 			}
 			if !reflect.DeepEqual(c, before) {
 				t.Errorf("SetValue(%s, %s) failed but changed the config", tc.key, tc.value)

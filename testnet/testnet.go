@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,6 +45,85 @@ type Options struct {
 	// NoStore are the 1-based indices of nodes that hold no fragments
 	// (cluster.no_store: readers, gateways).
 	NoStore []int
+	// Set are settings applied in order to every node's config, after
+	// Configure and the testnet's own choices (ports), so they win.
+	Set []Setting
+}
+
+// Setting is one `--set KEY=VALUE`: a config key (node.Config.SetValue)
+// and its value as JSON.
+type Setting struct {
+	Key   string
+	Value json.RawMessage
+}
+
+func (s Setting) String() string { return s.Key + "=" + string(s.Value) }
+
+// apply sets s in c. A value that is JSON of the wrong kind for a key
+// that takes a string is taken as that string (cluster.domain=2 is "2").
+func (s Setting) apply(c *node.Config) error {
+	err := c.SetValue(s.Key, s.Value)
+	var str string
+	if err != nil && json.Unmarshal(s.Value, &str) != nil {
+		asString, _ := json.Marshal(string(s.Value))
+		if c.SetValue(s.Key, asString) == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// checkSettings applies sets to a config like those Up makes and checks
+// that the result is valid.
+func checkSettings(sets []Setting) error {
+	if len(sets) == 0 {
+		return nil
+	}
+	c := node.DefaultConfig()
+	c.API, c.Gateway.Listen = "127.0.0.1:1", "127.0.0.1:2"
+	c.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/3", "/ip4/127.0.0.1/udp/3/quic-v1"}
+	for _, st := range sets {
+		if err := st.apply(&c); err != nil {
+			return err
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "config: "))
+	}
+	return nil
+}
+
+// ParseSettings parses settings (see ParseSetting) and checks that
+// together they leave a valid config.
+func ParseSettings(args []string) ([]Setting, error) {
+	var out []Setting
+	for _, a := range args {
+		st, err := ParseSetting(a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, checkSettings(out)
+}
+
+// ParseSetting parses KEY=VALUE. VALUE is taken as JSON when it is valid
+// JSON, else as a string. The key must exist and take the value (checked
+// on the default config); errors are one line.
+func ParseSetting(s string) (Setting, error) {
+	key, value, ok := strings.Cut(s, "=")
+	if !ok || key == "" {
+		return Setting{}, fmt.Errorf("%q: want KEY=VALUE", s)
+	}
+	st := Setting{Key: key, Value: json.RawMessage(value)}
+	if !json.Valid(st.Value) {
+		st.Value, _ = json.Marshal(value)
+	}
+	c := node.DefaultConfig()
+	if err := st.apply(&c); err != nil {
+		return Setting{}, err
+	}
+	return st, nil
 }
 
 // validate checks what Up cannot default.
@@ -74,6 +154,9 @@ func (o *Options) validate() error {
 			return fmt.Errorf("no-store: no node %d (the testnet has %d)", i, o.N)
 		}
 	}
+	if err := checkSettings(o.Set); err != nil {
+		return fmt.Errorf("set: %w", err)
+	}
 	return nil
 }
 
@@ -82,7 +165,9 @@ type Node struct {
 	Index int    `json:"index"`
 	Path  string `json:"path"`
 	API   string `json:"api"`
-	PID   int    `json:"pid"`
+	// Gateway is the node's IPFS gateway address ("": none).
+	Gateway string `json:"gateway"`
+	PID     int    `json:"pid"`
 	// Peer is the node's libp2p peer ID.
 	Peer string `json:"peer"`
 	// NoStore: the node holds no fragments (Options.NoStore).
@@ -192,8 +277,13 @@ func Up(ctx context.Context, o Options) (*State, error) {
 		if err != nil {
 			return nil, err
 		}
+		gwPort, err := ports.pick()
+		if err != nil {
+			return nil, err
+		}
 		cfg := node.DefaultConfig()
 		cfg.API = "127.0.0.1:" + strconv.Itoa(port)
+		cfg.Gateway.Listen = "127.0.0.1:" + strconv.Itoa(gwPort)
 		cfg.P2P.Listen = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p2pPort), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", p2pPort)}
 		cfg.P2P.Bootstrap = bootstrap
 		if o.Coding != "" {
@@ -201,6 +291,11 @@ func Up(ctx context.Context, o Options) (*State, error) {
 		}
 		if o.Configure != nil {
 			o.Configure(i, &cfg)
+		}
+		for _, st := range o.Set {
+			if err := st.apply(&cfg); err != nil {
+				return nil, fmt.Errorf("node %d: set %s: %w", i, st.Key, err)
+			}
 		}
 		path, err := filepath.Abs(filepath.Join(o.Dir, "node"+strconv.Itoa(i)))
 		if err != nil {
@@ -223,7 +318,7 @@ func Up(ctx context.Context, o Options) (*State, error) {
 			secret = string(b)
 			bootstrap = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p2pPort, id)}
 		}
-		st.Nodes = append(st.Nodes, Node{Index: i, Path: path, API: cfg.API, Peer: id, NoStore: slices.Contains(o.NoStore, i)})
+		st.Nodes = append(st.Nodes, Node{Index: i, Path: path, API: cfg.API, Gateway: cfg.Gateway.Listen, Peer: id, NoStore: slices.Contains(o.NoStore, i)})
 	}
 	// the latency map needs every node's peer ID, known once all repos exist
 	for i, n := range st.Nodes {
@@ -436,9 +531,11 @@ type NodeStatus struct {
 	Role   string `json:"role"`
 	Leader string `json:"leader"`
 	API    string `json:"api"`
-	PID    int    `json:"pid"`
-	Alive  bool   `json:"alive"`
-	Path   string `json:"path"`
+	// Gateway is the node's IPFS gateway (host:port; "": none).
+	Gateway string `json:"gateway"`
+	PID     int    `json:"pid"`
+	Alive   bool   `json:"alive"`
+	Path    string `json:"path"`
 }
 
 // Status reports every node of the testnet in dir.
@@ -449,7 +546,7 @@ func Status(dir string) ([]NodeStatus, error) {
 	}
 	out := make([]NodeStatus, len(st.Nodes))
 	for i, n := range st.Nodes {
-		ns := NodeStatus{Index: n.Index, API: n.API, PID: n.PID, Path: n.Path}
+		ns := NodeStatus{Index: n.Index, API: n.API, Gateway: n.Gateway, PID: n.PID, Path: n.Path}
 		ns.PeerID, _ = node.PeerID(n.Path)
 		if ours(&n) {
 			if cs, err := clusterStatus(n.API); err == nil {

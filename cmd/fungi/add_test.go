@@ -323,7 +323,7 @@ func TestConfigCommand(t *testing.T) {
 	}{
 		{[]string{"gateway.lisen"}, `unknown key "gateway.lisen" (gateway has: listen,`, 2},
 		{[]string{"nope", "x"}, `unknown key "nope"`, 2},
-		{[]string{"cluster.voters", "3"}, "cluster.voters is a number, not a string (use --json for a JSON value)", 2},
+		{[]string{"cluster.voters", "3"}, "cluster.voters is a number, not a string (use --json or --bool for other values)", 2},
 		{[]string{"--json", "cluster.voters", "4"}, "cluster.voters is 4: use 3 or 5", 2},
 		{[]string{"--json", "cluster.voters", "{"}, `--json: "{" is not JSON`, 2},
 		{[]string{"--bool", "cluster.no_store", "maybe"}, `--bool: "maybe" is not true or false`, 2},

@@ -68,6 +68,9 @@ func runConfig(args []string) error {
 			value, _ = json.Marshal(rest[1])
 		}
 		if err := node.SetConfigValue(path, rest[0], value); err != nil {
+			if errors.Is(err, node.ErrStringValue) {
+				return usagef("%v (use --json or --bool for other values)", err)
+			}
 			return settingErr(err)
 		}
 		if node.APIAddr(path) != "" {

@@ -12,7 +12,7 @@ import (
 )
 
 func runTestnet(args []string) error {
-	usage := "usage: fungi testnet up -n N --dir DIR [--ec K/M] [--latency SPEC] [--no-store I,J...] | status --dir DIR [--json] | stop --dir DIR [--kill] I... | start --dir DIR I... | down --dir DIR"
+	usage := "usage: fungi testnet up -n N --dir DIR [--ec K/M] [--latency SPEC] [--no-store I,J...] [--set KEY=VALUE]... | status --dir DIR [--json] | stop --dir DIR [--kill] I... | start --dir DIR I... | down --dir DIR"
 	if len(args) == 0 {
 		return usagef("%s", usage)
 	}
@@ -22,12 +22,14 @@ func runTestnet(args []string) error {
 	var n *int
 	var coding, latency, noStore *string
 	var asJSON, kill *bool
+	var sets stringList
 	switch sub {
 	case "up":
 		n = fs.Int("n", 5, "number of nodes")
 		coding = fs.String("ec", "", "erasure coding K/M of every node")
 		latency = fs.String("latency", "", testnet.LatencySyntax)
 		noStore = fs.String("no-store", "", "comma-separated `indices` of nodes that hold no fragments (readers, gateways), e.g. 4,5")
+		fs.Var(&sets, "set", "set a config `KEY=VALUE` on every node (as fungi config; VALUE is JSON if it parses, else a string); repeatable")
 	case "status":
 		asJSON = fs.Bool("json", false, "print a JSON array")
 	case "stop":
@@ -78,6 +80,9 @@ func runTestnet(args []string) error {
 		if o.NoStore, err = parseNodeList(*noStore, *n); err != nil {
 			return usagef("--no-store: %v", err)
 		}
+		if o.Set, err = testnet.ParseSettings(sets); err != nil {
+			return usagef("--set: %v", err)
+		}
 		st, err := testnet.Up(ctx, o)
 		if err != nil {
 			return err
@@ -87,7 +92,7 @@ func runTestnet(args []string) error {
 			if nd.NoStore {
 				extra = ", no-store"
 			}
-			fmt.Printf("node %d: FUNGI_PATH=%s (api %s, pid %d, peer %s%s)\n", nd.Index, nd.Path, nd.API, nd.PID, nd.Peer, extra)
+			fmt.Printf("node %d: FUNGI_PATH=%s (api %s, gateway %s, pid %d, peer %s%s)\n", nd.Index, nd.Path, nd.API, orNone(nd.Gateway), nd.PID, nd.Peer, extra)
 		}
 		return nil
 	case "status":
@@ -107,7 +112,7 @@ func runTestnet(args []string) error {
 			if role == "" {
 				role = "-"
 			}
-			fmt.Printf("node %d  %-5s  %-8s  %s  api %s  pid %d\n", s.Index, state, role, s.PeerID, s.API, s.PID)
+			fmt.Printf("node %d  %-5s  %-8s  %s  api %s  gateway %s  pid %d\n", s.Index, state, role, s.PeerID, s.API, orNone(s.Gateway), s.PID)
 		}
 		return nil
 	case "stop":
@@ -118,6 +123,20 @@ func runTestnet(args []string) error {
 		return testnet.Down(*dir)
 	}
 }
+
+// orNone is s, or "none" when it is empty.
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 
 // parseNodeList parses "1,3" into node indices from 1 to n ("" is none).
 func parseNodeList(s string, n int) ([]int, error) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fungistor/fungistor/node"
 )
 
 // fungi testnet: up, status, kill and restart one node, down; every node
@@ -20,7 +22,7 @@ func TestTestnetLifecycle(t *testing.T) {
 		return string(out), err
 	}
 	t.Cleanup(func() { run("down", "--dir", dir) })
-	if out, err := run("up", "-n", "3", "--dir", dir); err != nil {
+	if out, err := run("up", "-n", "3", "--dir", dir, "--set", "cluster.domain=lab 1", "--set", `gateway.retrieval_timeout="45s"`); err != nil {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
 	if out, err := run("up", "-n", "3", "--dir", dir); err == nil || !strings.Contains(out, "already holds a testnet") {
@@ -43,9 +45,21 @@ func TestTestnetLifecycle(t *testing.T) {
 		t.Fatalf("status: %v", st)
 	}
 	leaders := 0
+	gateways := map[string]bool{}
 	for _, n := range st {
 		if n["alive"] != true || n["api"] == "" || n["index"] == nil || n["peer_id"] == "" {
 			t.Fatalf("node not alive: %v", n)
+		}
+		// every node has a gateway of its own, and the --set settings
+		gw, _ := n["gateway"].(string)
+		if !strings.HasPrefix(gw, "127.0.0.1:") || gw == n["api"] || gateways[gw] {
+			t.Fatalf("node %v: gateway %q (others: %v)", n["index"], gw, gateways)
+		}
+		gateways[gw] = true
+		var cfg node.Config
+		b, _ := os.ReadFile(filepath.Join(n["path"].(string), "config.json"))
+		if err := json.Unmarshal(b, &cfg); err != nil || cfg.Gateway.Listen != gw || cfg.Cluster.Domain != "lab 1" || cfg.Gateway.RetrievalTimeout != "45s" {
+			t.Fatalf("node %v's config: %v %s", n["index"], err, b)
 		}
 		switch n["role"] {
 		case "leader":
@@ -57,6 +71,9 @@ func TestTestnetLifecycle(t *testing.T) {
 	}
 	if leaders != 1 {
 		t.Fatalf("%d leaders: %v", leaders, st)
+	}
+	if out, err := run("status", "--dir", dir); err != nil || strings.Count(out, "  gateway 127.0.0.1:") != 3 {
+		t.Fatalf("status: %v\n%s", err, out)
 	}
 	// the nodes find each other through the DHT (bootstrapped from node 1)
 	var peers []map[string]any
@@ -119,7 +136,8 @@ func TestTestnetLifecycle(t *testing.T) {
 // way); --no-store lands in the node's config.
 func TestTestnetLatency(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "tn")
-	for _, bad := range [][]string{{"--latency", "0,1;1,0"}, {"--latency", "0,1,x;1,0,1;1,1,0"}, {"--latency", "regions=1,2:5ms"}, {"--no-store", "4"}} {
+	for _, bad := range [][]string{{"--latency", "0,1;1,0"}, {"--latency", "0,1,x;1,0,1;1,1,0"}, {"--latency", "regions=1,2:5ms"}, {"--no-store", "4"},
+		{"--set", "gateway.lisen=x"}, {"--set", "cluster.voters=4"}, {"--set", "cluster.no_store=maybe"}, {"--set", "nokey"}} {
 		out, err := exec.Command(fungiBin, append([]string{"testnet", "up", "-n", "3", "--dir", dir}, bad...)...).CombinedOutput()
 		if err == nil || strings.Count(strings.TrimSpace(string(out)), "\n") > 0 || !strings.Contains(string(out), bad[0]+": ") {
 			t.Errorf("%v: %q %v; want a one-line error", bad, out, err)
@@ -134,7 +152,7 @@ func TestTestnetLatency(t *testing.T) {
 		exec.Command(fungiBin, "testnet", "down", "--dir", dir).Run()
 	})
 	out, err := exec.Command(fungiBin, "testnet", "up", "-n", "3", "--dir", dir,
-		"--latency", "0,2,60;2,0,2;60,2,0", "--no-store", "3").CombinedOutput()
+		"--latency", "0,2,60;2,0,2;60,2,0", "--no-store", "3", "--set", "gateway.listen=").CombinedOutput()
 	if err != nil {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
@@ -144,13 +162,20 @@ func TestTestnetLatency(t *testing.T) {
 	}
 	var st struct {
 		Nodes []struct {
-			Index int    `json:"index"`
-			Path  string `json:"path"`
-			Peer  string `json:"peer"`
+			Index   int    `json:"index"`
+			Path    string `json:"path"`
+			Peer    string `json:"peer"`
+			Gateway string `json:"gateway"`
 		} `json:"nodes"`
 	}
 	if err := json.Unmarshal(b, &st); err != nil || len(st.Nodes) != 3 {
 		t.Fatalf("testnet.json: %v: %s", err, b)
+	}
+	// --set gateway.listen= wins over the port the testnet picked
+	for _, n := range st.Nodes {
+		if n.Gateway != "" {
+			t.Fatalf("node %d has gateway %q after --set gateway.listen=", n.Index, n.Gateway)
+		}
 	}
 	index := map[string]int{}
 	for _, n := range st.Nodes {
@@ -166,12 +191,16 @@ func TestTestnetLatency(t *testing.T) {
 		Cluster struct {
 			NoStore bool `json:"no_store"`
 		} `json:"cluster"`
+		Gateway struct {
+			Listen *string `json:"listen"`
+		} `json:"gateway"`
 	}
 	b, _ = os.ReadFile(filepath.Join(st.Nodes[0].Path, "config.json"))
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]string{st.Nodes[1].Peer: "2ms", st.Nodes[2].Peer: "60ms"}; !reflect.DeepEqual(cfg.P2P.Latency, want) || cfg.Cluster.NoStore {
+	if want := map[string]string{st.Nodes[1].Peer: "2ms", st.Nodes[2].Peer: "60ms"}; !reflect.DeepEqual(cfg.P2P.Latency, want) || cfg.Cluster.NoStore ||
+		cfg.Gateway.Listen == nil || *cfg.Gateway.Listen != "" {
 		t.Fatalf("node 1's config: %s", b)
 	}
 	b, _ = os.ReadFile(filepath.Join(st.Nodes[2].Path, "config.json"))
