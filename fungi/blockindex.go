@@ -44,7 +44,7 @@ func NewBlockIndex() *BlockIndex {
 
 // Add indexes the blocks of m (again: adding a root twice replaces it).
 func (x *BlockIndex) Add(m *Manifest) error {
-	sizes, err := leafSizes(m)
+	sizes, err := m.LeafSizes()
 	if err != nil {
 		return err
 	}
@@ -146,27 +146,4 @@ func (x *BlockIndex) Len() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return len(x.blocks)
-}
-
-// leafSizes is the size of every dispersed leaf of m, from the links of
-// its inner nodes (a raw leaf's link size is its length); -1 where no link
-// records it.
-func leafSizes(m *Manifest) (map[cid.Cid]int64, error) {
-	out := map[cid.Cid]int64{}
-	for _, b := range m.Nodes {
-		nd, err := decodeNode(b)
-		if err != nil {
-			return nil, err
-		}
-		for _, l := range nd.Links() {
-			if _, inner := m.Nodes[l.Cid]; inner || l.Cid.Prefix().Codec != cid.Raw {
-				continue
-			}
-			out[l.Cid] = int64(l.Size)
-		}
-	}
-	if _, inner := m.Nodes[m.Root]; !inner && m.Root.Prefix().Codec == cid.Raw {
-		out[m.Root] = int64(m.Size) // a single-block file
-	}
-	return out, nil
 }

@@ -70,6 +70,4 @@ func (a *api) startGateway(addr string, vs routing.ValueStore) (string, func(), 
 
 // valueStore is where the gateway finds IPNS records: the cluster's
 // metadata.
-func (a *api) valueStore() routing.ValueStore {
-	return nil // IPNS records in the cluster: being written
-}
+func (a *api) valueStore() routing.ValueStore { return a.content.ipnsStore() }
