@@ -14,7 +14,9 @@
 # machine (0-db itself is not packaged for this machine's registries).
 #
 # Content: FungiStor beside Kubo (scripts/bench_content.py): publish, cold
-# read and first byte on a reader, bytes stored per byte published.
+# read and first byte on a reader, bytes stored per byte published; then
+# through the IPFS gateways (node 6's vs Kubo B's): first byte of cold
+# objects, a cold file piped into sha256sum and discarded, a cold CAR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quiet=0; json=0; sections=()
@@ -355,8 +357,20 @@ First byte: $objs distinct random 1 MiB objects, added to both sides, are each f
 fresh connection, timed from sending the request to the first body byte: \`GET /api/v0/cat?arg=CID\`
 on node 6's API and \`GET /ipfs/CID\` on B's gateway, the two sides interleaved. Storage: growth of
 \`fragment_bytes\` and \`data_bytes\` (\`/api/v0/repo/stat\`, summed over the six nodes) and of A's
-\`RepoSize\` (\`ipfs repo stat\`) per byte of the file. MB = 10^6 bytes; a ratio is FungiStor's
-figure over Kubo's (MB/s for throughput, ms for first byte).
+\`RepoSize\` (\`ipfs repo stat\`) per byte of the file.
+
+Gateways (issue 10): node 6's gateway (\`gateway.listen\`, address from \`/api/v0/id\`) against B's
+Kubo gateway fetching from A over bitswap. Every gateway measure reads content its reader has never
+seen (node 6 keeps a 128 MiB decoded-block cache; B keeps what it fetched): $objs other random 1 MiB
+objects, and three fresh $human files, each added to both sides before any is read. First byte:
+\`GET /ipfs/CID\` of each object once, fresh connection, request to first body byte, interleaved.
+File, piped into sha256 (the headline, what a newcomer does): \`curl -sS --fail URL | sha256sum\`,
+the hash checked against the file's, timed from start to the hash; file, discarded (tuned client):
+one GET of the second file read into a reused 1 MiB buffer. CAR: \`GET /ipfs/CID?format=car\` with
+\`Accept: application/vnd.ipld.car\` (boxo's defaults on both sides: CARv1, dag-scope all, DFS) of
+the third file, walked section by section as it arrives, MB/s of CAR bytes; a second, warm GET
+then checks every block against its CID and the file's sha256 over the raw leaves. MB = 10^6
+bytes; a ratio is FungiStor's figure over Kubo's (MB/s for throughput, ms for first byte).
 
 $table
 <!-- content:end -->

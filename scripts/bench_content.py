@@ -14,23 +14,40 @@ same 1 MiB objects go to both sides:
   storage     bytes the fungi nodes' ZDBs gained per byte published
               (/api/v0/repo/stat, all nodes) vs A's `ipfs repo stat`
 
+and through the IPFS gateways (node 6's `gateway.listen` vs B's gateway,
+each measure on content neither reader has seen: fresh random files and
+objects, added to both sides first):
+
+  gateway first byte  GET /ipfs/CID of other cold 1 MiB objects, p50/p99 ms
+  gateway file        GET /ipfs/CID of a fresh 1 GiB file (--size), MB/s:
+                      `curl | sha256sum` (the hash checked), and a tuned
+                      client discarding the body (another fresh file)
+  gateway CAR         GET /ipfs/CID?format=car (Accept application/
+                      vnd.ipld.car) of a third fresh file, MB/s of CAR
+                      bytes (then a warm second GET checks every block's
+                      hash and the file's sha256 from the raw leaves)
+
     scripts/bench_content.py [--size 1G] [--objects 100] [--json] [--quiet]
                              [--work DIR] [--keep] [--fungi BIN] [--ipfs BIN]
     scripts/bench_content.py --from-json FILE|-   (render a saved --json run)
 
 Without --fungi it builds cmd/fungi into WORK; without --ipfs it runs
-scripts/kubo.sh and uses .tools/ipfs. MB = 10^6 bytes. Everything it
+scripts/kubo.sh and uses .tools/ipfs. The sha256 pipe runs curl and
+sha256sum when both are on PATH (else a Python client hashing inline). MB = 10^6 bytes. Everything it
 started is stopped on exit, Ctrl-C included; WORK is removed unless --keep.
 Python 3 standard library only.
 """
-import argparse, hashlib, http.client, json, math, os, platform, shutil, signal
+import argparse, base64, hashlib, http.client, json, math, os, platform, shutil, signal
 import socket, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MiB = 1 << 20
 # Kubo's import for both the big file and the objects (the brief's command)
 KUBO_ADD = ["add", "--cid-version", "1", "--chunker", "size-1048576", "--raw-leaves", "-Q"]
-TARGETS = {"publish": ">= 0.6", "read": ">= 2", "first_byte": "<= 0.2", "overhead": "1.25 in theory (16/4)"}
+TARGETS = {"publish": ">= 0.6", "read": ">= 2", "first_byte": "<= 0.2", "overhead": "1.25 in theory (16/4)",
+           # issue 10: the gateway on a non-holder vs Kubo's gateway on B
+           "gateway_first_byte": "<= 0.2", "gateway_file": ">= 2", "gateway_car": ">= 2"}
+CAR = "application/vnd.ipld.car"
 
 quiet = False
 
@@ -151,6 +168,165 @@ def get_json(url, method="GET"):
         return json.load(r)
 
 
+def open_get(addr, path, headers=None):
+    """GETs http://addr/path on a fresh connection; returns the connection
+    and the response, after checking for 200."""
+    host, port = addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=120)
+    conn.request("GET", path, headers=headers or {})
+    resp = conn.getresponse()
+    if resp.status != 200:
+        body = resp.read(300)
+        conn.close()
+        raise Failure("GET http://%s%s: %d\n%s" % (addr, path, resp.status, body.decode(errors="replace")))
+    return conn, resp
+
+
+def get_discard(addr, path, headers=None):
+    """The tuned client: GETs http://addr/path, reading the body into one
+    reused 1 MiB buffer and keeping nothing. Returns (seconds from connect
+    to last byte, body bytes, Content-Type)."""
+    buf = memoryview(bytearray(MiB))
+    n = 0
+    os.sync()
+    t0 = time.perf_counter()
+    conn, resp = open_get(addr, path, headers)
+    try:
+        while True:
+            k = resp.readinto(buf)
+            if not k:
+                break
+            n += k
+        return time.perf_counter() - t0, n, resp.getheader("Content-Type", "")
+    finally:
+        conn.close()
+
+
+def sha_pipe(url):
+    """What a newcomer does: `curl -sS --fail URL | sha256sum`. Returns
+    (seconds, sha256 hex, consumer). Without curl or sha256sum, a Python
+    client hashes the body as it reads it."""
+    os.sync()
+    if shutil.which("curl") and shutil.which("sha256sum"):
+        t0 = time.perf_counter()
+        curl = subprocess.Popen(["curl", "-sS", "--fail", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        summer = subprocess.Popen(["sha256sum"], stdin=curl.stdout, stdout=subprocess.PIPE)
+        curl.stdout.close()  # sha256sum holds the pipe; curl sees EPIPE if it exits
+        out = summer.communicate()[0]
+        err = curl.stderr.read()
+        curl.wait()
+        took = time.perf_counter() - t0
+        if curl.returncode != 0 or summer.returncode != 0:
+            raise Failure("curl %s | sha256sum: exit %d, %d\n%s" % (url, curl.returncode, summer.returncode,
+                                                                  err.decode(errors="replace").strip()))
+        return took, out.split()[0].decode(), "curl | sha256sum"
+    addr, path = url.removeprefix("http://").split("/", 1)
+    h = hashlib.sha256()
+    t0 = time.perf_counter()
+    conn, resp = open_get(addr, "/" + path)
+    try:
+        for chunk in iter(lambda: resp.read(MiB), b""):
+            h.update(chunk)
+        return time.perf_counter() - t0, h.hexdigest(), "python http.client + hashlib"
+    finally:
+        conn.close()
+
+
+def consumer_ceiling(path):
+    """MB/s of the sha256 consumer alone, on a file in the page cache."""
+    size = os.path.getsize(path)
+    cmd = ["sha256sum", path] if shutil.which("sha256sum") else None
+    t0 = time.perf_counter()
+    if cmd:
+        run(cmd)
+    else:
+        file_sha256(path)
+    return size / 1e6 / (time.perf_counter() - t0)
+
+
+def cid_bytes(c):
+    """The binary form of a CIDv1 in base32 ('b...') or a CIDv0 ('Qm...')."""
+    if c.startswith("b"):
+        b = c[1:].upper()
+        return base64.b32decode(b + "=" * (-len(b) % 8))
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    n = 0
+    for ch in c:
+        n = n * 58 + alphabet.index(ch)
+    return n.to_bytes(34, "big")
+
+
+class CarStream:
+    """Walks a CARv1 as it arrives. Without verify it reads only the
+    section headers and CIDs and skips block data into a reused buffer
+    (the tuned client); with verify it checks every sha2-256 block against
+    its CID and hashes the raw blocks in order (depth-first, so for a
+    UnixFS file with raw leaves: the file's bytes)."""
+
+    def __init__(self, resp, verify=False):
+        self.resp, self.verify = resp, verify
+        self.scratch = memoryview(bytearray(MiB))
+        self.car_bytes = self.blocks = self.raw_bytes = 0
+        self.file_hash = hashlib.sha256()
+        self.bad = []
+
+    def read(self, n):
+        b = self.resp.read(n)
+        if len(b) != n:
+            raise Failure("CAR cut off after %d bytes" % (self.car_bytes + len(b)))
+        self.car_bytes += n
+        return b
+
+    def skip(self, n):
+        while n:
+            k = self.resp.readinto(self.scratch[:min(n, MiB)])
+            if not k:
+                raise Failure("CAR cut off after %d bytes" % self.car_bytes)
+            self.car_bytes += k
+            n -= k
+
+    def varint(self, first=None):
+        x, shift = 0, 0
+        while True:
+            b = first if first is not None else self.read(1)[0]
+            first = None
+            x |= (b & 0x7F) << shift
+            if b < 0x80:
+                return x
+            shift += 7
+
+    def run(self, root):
+        hdr = self.read(self.varint())
+        if b"\x00" + cid_bytes(root) not in hdr or b"gversion\x01" not in hdr:
+            raise Failure("CAR header %r: not a CARv1 with root %s" % (hdr[:120], root))
+        while True:
+            b = self.resp.read(1)
+            if not b:
+                return self
+            self.car_bytes += 1
+            length = self.varint(b[0])
+            start = self.car_bytes
+            v = self.read(1)[0]
+            if v == 0x12:  # CIDv0: sha2-256, 32 bytes, dag-pb
+                codec, code, digest = 0x70, 0x12, self.read(self.read(1)[0])
+            else:
+                self.varint(v)
+                codec, code = self.varint(), self.varint()
+                digest = self.read(self.varint())
+            n = length - (self.car_bytes - start)
+            self.blocks += 1
+            if codec == 0x55:
+                self.raw_bytes += n
+            if not self.verify:
+                self.skip(n)
+                continue
+            data = self.read(n)
+            if code == 0x12 and hashlib.sha256(data).digest() != digest:
+                self.bad.append(self.blocks)
+            if codec == 0x55:
+                self.file_hash.update(data)
+
+
 class Fungi:
     """The FungiStor side: a testnet of 6 nodes, node 6 storing nothing."""
 
@@ -163,7 +339,14 @@ class Fungi:
 
     def start(self):
         self.up = True  # down runs even if up fails half-way
-        self.fungi("testnet", "up", "-n", "6", "--dir", self.dir, "--no-store", "6")
+        up = ["testnet", "up", "-n", "6", "--dir", self.dir, "--no-store", "6"]
+        # a gateway port of its own per node, whatever testnet up picks
+        # (the real address is read back from /api/v0/id)
+        usage = subprocess.run([self.bin, "testnet", "up", "--help"], capture_output=True, text=True)
+        can_set = "-set" in usage.stdout + usage.stderr
+        if can_set:
+            up += ["--set", "gateway.listen=127.0.0.1:0"]
+        self.fungi(*up)
         nodes = json.loads(self.fungi("testnet", "status", "--dir", self.dir, "--json"))
         self.nodes = {n["index"]: n for n in nodes}
         self.reader = self.nodes[6]
@@ -180,6 +363,23 @@ class Fungi:
         for n in nodes:
             with open(os.path.join(n["path"], "api")) as f:
                 n["api"] = f.read().strip()
+        gw = get_json("http://%s/api/v0/id" % self.reader["api"]).get("gateway", "")
+        if not can_set and (not gw or sum(n.get("gateway") == gw for n in nodes) > 1):
+            # no --set, and no gateway of its own: restart node 6 on a free port
+            cfg_path = os.path.join(self.reader["path"], "config.json")
+            self.fungi("testnet", "stop", "--dir", self.dir, "6")
+            with open(cfg_path) as f:
+                cfg = json.load(f)
+            cfg.setdefault("gateway", {})["listen"] = "127.0.0.1:0"
+            with open(cfg_path, "w") as f:
+                json.dump(cfg, f, indent=2)
+            self.fungi("testnet", "start", "--dir", self.dir, "6")
+            with open(os.path.join(self.reader["path"], "api")) as f:
+                self.reader["api"] = f.read().strip()
+            gw = get_json("http://%s/api/v0/id" % self.reader["api"]).get("gateway", "")
+        if not gw:
+            raise Failure("fungi: node 6 serves no gateway (/api/v0/id has no gateway)")
+        self.gateway = gw
 
     def env(self, node):
         return dict(os.environ, FUNGI_PATH=node["path"])
@@ -309,7 +509,7 @@ def bench(args, work):
     out = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "machine": machine(),
            "versions": {"fungi": run([fungi_bin, "version"]).strip(),
                         "ipfs": run([ipfs_bin, "version"], env=dict(os.environ, IPFS_TELEMETRY="off")).strip()},
-           "size": args.size, "objects": args.objects}
+           "size": args.size, "objects": args.objects, "load": {"start": os.getloadavg()}}
     fungi, kubo = Fungi(fungi_bin, work), Kubo(ipfs_bin, work)
     try:
         say("fungi: testnet up -n 6 --no-store 6")
@@ -400,6 +600,110 @@ def bench(args, work):
             "ratio": percentile(f_ms, 50) / percentile(k_ms, 50),
             "same_cids": all(fc == kc for _, fc, kc in objs), "fungi_ms": [round(x, 3) for x in f_ms],
             "kubo_ms": [round(x, 3) for x in k_ms]}
+
+        # d. the gateways: first byte of other cold 1 MiB objects
+        gw_f, gw_k = fungi.gateway, kubo.gateway["b"]
+        say("gateway: node 6's gateway is %s, B's %s" % (gw_f, gw_k))
+        say("gateway first byte: adding %d other random 1 MiB objects on each side" % args.objects)
+        gobjs = []
+        for i in range(args.objects):
+            p = os.path.join(work, "gobj%d" % i)
+            write_random(p, MiB)
+            gobjs.append((file_sha256(p), fungi.add(p), kubo.add(p)))
+            os.remove(p)
+        say("gateway first byte: GET /ipfs/CID of each once on node 6's gateway and on B's")
+        os.sync()
+        f_ms, k_ms = [], []
+        for i, (sha, fc, kc) in enumerate(gobjs):
+            sides = [("f", fc), ("k", kc)] if i % 2 == 0 else [("k", kc), ("f", fc)]
+            for side, c in sides:
+                ms, got = first_byte_ms(gw_f if side == "f" else gw_k, "/ipfs/" + c, MiB)
+                (f_ms if side == "f" else k_ms).append(ms)
+                if got != sha:
+                    raise Failure("gateway first byte: %s %s returned other bytes (sha256 %s, want %s)" % (side, c, got, sha))
+        out["gateway_first_byte"] = {
+            "fungi_p50_ms": percentile(f_ms, 50), "fungi_p99_ms": percentile(f_ms, 99),
+            "kubo_p50_ms": percentile(k_ms, 50), "kubo_p99_ms": percentile(k_ms, 99),
+            "ratio": percentile(f_ms, 50) / percentile(k_ms, 50),
+            "same_cids": all(fc == kc for _, fc, kc in gobjs), "fungi_ms": [round(x, 3) for x in f_ms],
+            "kubo_ms": [round(x, 3) for x in k_ms]}
+
+        # e, f. the gateways: a fresh file per measure, added to both sides
+        # first, so each GET is the first read of that content on its reader
+        fresh = {}
+        for name in ("sha256", "discard", "car"):
+            p = os.path.join(work, "gw-" + name)
+            say("gateway: writing and adding a fresh %s file (%s)" % (human(args.size), name))
+            write_random(p, args.size)
+            if name == "sha256":
+                ceiling = consumer_ceiling(p)  # also reads it into the page cache
+            fresh[name] = {"sha256": file_sha256(p), "fungi_cid": fungi.add(p), "kubo_cid": kubo.add(p)}
+            os.remove(p)
+        gfile = {"consumer_ceiling_mb_s": ceiling}
+
+        fr = fresh["sha256"]
+        say("gateway file: curl | sha256sum from node 6's gateway (cold)")
+        f_s, fsum, consumer = sha_pipe("http://%s/ipfs/%s" % (gw_f, fr["fungi_cid"]))
+        say("gateway file: curl | sha256sum from B's gateway (cold)")
+        k_s, ksum, _ = sha_pipe("http://%s/ipfs/%s" % (gw_k, fr["kubo_cid"]))
+        for side, got in (("node 6's gateway", fsum), ("B's gateway", ksum)):
+            if got != fr["sha256"]:
+                raise Failure("gateway file: %s | sha256sum on %s: %s, the file's sha256 is %s" % (consumer, side, got, fr["sha256"]))
+        gfile["sha256"] = {"fungi_mb_s": mb / f_s, "kubo_mb_s": mb / k_s, "fungi_s": f_s, "kubo_s": k_s,
+                           "ratio": k_s / f_s, "consumer": consumer, "sha256_ok": True,
+                           "fungi_cid": fr["fungi_cid"], "kubo_cid": fr["kubo_cid"]}
+
+        fr = fresh["discard"]
+        say("gateway file: tuned client, body discarded, from B's gateway (cold)")
+        k_s, kn, _ = get_discard(gw_k, "/ipfs/" + fr["kubo_cid"])
+        say("gateway file: tuned client, body discarded, from node 6's gateway (cold)")
+        f_s, fn, _ = get_discard(gw_f, "/ipfs/" + fr["fungi_cid"])
+        for side, n in (("node 6's gateway", fn), ("B's gateway", kn)):
+            if n != args.size:
+                raise Failure("gateway file: %s sent %d bytes, the file has %d" % (side, n, args.size))
+        gfile["discard"] = {"fungi_mb_s": mb / f_s, "kubo_mb_s": mb / k_s, "fungi_s": f_s, "kubo_s": k_s,
+                            "ratio": k_s / f_s, "consumer": "python http.client, readinto a 1 MiB buffer",
+                            "fungi_cid": fr["fungi_cid"], "kubo_cid": fr["kubo_cid"]}
+        out["gateway_file"] = gfile
+
+        fr = fresh["car"]
+        car = {}
+        for side, addr, c in (("fungi", gw_f, fr["fungi_cid"]), ("kubo", gw_k, fr["kubo_cid"])):
+            say("gateway CAR: ?format=car from %s (cold)" % ("node 6's gateway" if side == "fungi" else "B's gateway"))
+            path = "/ipfs/%s?format=car" % c
+            os.sync()
+            t0 = time.perf_counter()
+            conn, resp = open_get(addr, path, {"Accept": CAR})
+            try:
+                cs = CarStream(resp).run(c)
+                took = time.perf_counter() - t0
+                ctype = resp.getheader("Content-Type", "")
+            finally:
+                conn.close()
+            if cs.raw_bytes != args.size:
+                raise Failure("gateway CAR from %s: %d bytes of raw blocks, the file has %d" % (side, cs.raw_bytes, args.size))
+            say("gateway CAR: checking every block of %s's CAR (a second, warm GET)" % side)
+            conn, resp = open_get(addr, path, {"Accept": CAR})
+            try:
+                check = CarStream(resp, verify=True).run(c)
+            finally:
+                conn.close()
+            if check.bad or check.file_hash.hexdigest() != fr["sha256"] or check.car_bytes != cs.car_bytes:
+                raise Failure("gateway CAR from %s: %d blocks whose bytes do not hash to their CID (first #%s); "
+                              "raw blocks sha256 %s, the file's %s; %d CAR bytes, first GET %d"
+                              % (side, len(check.bad), check.bad[:1], check.file_hash.hexdigest(), fr["sha256"],
+                                 check.car_bytes, cs.car_bytes))
+            car[side] = {"s": took, "car_bytes": cs.car_bytes, "blocks": cs.blocks, "content_type": ctype, "cid": c}
+        out["gateway_car"] = {
+            "fungi_mb_s": car["fungi"]["car_bytes"] / 1e6 / car["fungi"]["s"],
+            "kubo_mb_s": car["kubo"]["car_bytes"] / 1e6 / car["kubo"]["s"],
+            "fungi_s": car["fungi"]["s"], "kubo_s": car["kubo"]["s"],
+            "fungi_car_bytes": car["fungi"]["car_bytes"], "kubo_car_bytes": car["kubo"]["car_bytes"],
+            "fungi_blocks": car["fungi"]["blocks"], "kubo_blocks": car["kubo"]["blocks"],
+            "fungi_content_type": car["fungi"]["content_type"], "kubo_content_type": car["kubo"]["content_type"],
+            "fungi_cid": car["fungi"]["cid"], "kubo_cid": car["kubo"]["cid"], "verified": True}
+        out["gateway_car"]["ratio"] = out["gateway_car"]["fungi_mb_s"] / out["gateway_car"]["kubo_mb_s"]
+        out["load"]["end"] = os.getloadavg()
         return out
     finally:
         # a second Ctrl-C must not cut the cleanup short
@@ -425,12 +729,34 @@ def render(d):
         "|---|---|---|---|---|",
         "| publish (add), MB/s | %.0f | %.0f | **%.2f** | %s |" % (p["fungi_mb_s"], p["kubo_mb_s"], p["ratio"], TARGETS["publish"]),
         "| cold read of the file on a node holding none of it, MB/s | %.0f | %.0f | **%.2f** | %s |" % (r["fungi_mb_s"], r["kubo_mb_s"], r["ratio"], TARGETS["read"]),
-        "| first byte of a cold 1 MiB object, p50 ms | %.1f | %.1f | **%.2f** | %s |" % (f["fungi_p50_ms"], f["kubo_p50_ms"], f["ratio"], TARGETS["first_byte"]),
+        "| first byte of a cold 1 MiB object (fungi: node 6's /api/v0/cat; kubo: B's gateway), p50 ms | %.1f | %.1f | **%.2f** | %s |" % (f["fungi_p50_ms"], f["kubo_p50_ms"], f["ratio"], TARGETS["first_byte"]),
         "| first byte of a cold 1 MiB object, p99 ms | %.1f | %.1f | %.2f | |" % (f["fungi_p99_ms"], f["kubo_p99_ms"], f["fungi_p99_ms"] / f["kubo_p99_ms"]),
         "| bytes stored per byte published (fungi: fragments on all nodes; kubo: repo of A) | **%.3f** | %.3f | | %s |" % (s["fungi_fragment_bytes_per_byte"], s["kubo_a_repo_bytes_per_byte"], TARGETS["overhead"]),
         "| ZDB data files per byte published, all nodes (fragments, metadata, record headers) | %.3f | | | |" % s["fungi_data_bytes_per_byte"],
         "| bytes kept by the reader per byte read | %.3f | %.3f | | |" % (s["fungi_reader_bytes_per_byte"], s["kubo_b_repo_bytes_per_byte"]),
     ]
+    if "gateway_first_byte" in d:
+        g, gf, gc = d["gateway_first_byte"], d["gateway_file"], d["gateway_car"]
+        size = human(d["size"])
+        lines += [
+            "| **gateway** (node 6's vs B's): first byte of a cold 1 MiB object, p50 ms | %.1f | %.1f | **%.2f** | %s |" % (
+                g["fungi_p50_ms"], g["kubo_p50_ms"], g["ratio"], TARGETS["gateway_first_byte"]),
+            "| gateway: first byte of a cold 1 MiB object, p99 ms | %.1f | %.1f | %.2f | |" % (
+                g["fungi_p99_ms"], g["kubo_p99_ms"], g["fungi_p99_ms"] / g["kubo_p99_ms"]),
+            "| gateway: %s file, cold, piped into sha256 (`%s`, hash checked), MB/s | %.0f | %.0f | **%.2f** | %s |" % (
+                size, gf["sha256"]["consumer"].replace("|", "\\|"), gf["sha256"]["fungi_mb_s"], gf["sha256"]["kubo_mb_s"],
+                gf["sha256"]["ratio"], TARGETS["gateway_file"]),
+            "| gateway: %s file, cold, discarded (tuned client), MB/s | %.0f | %.0f | **%.2f** | %s |" % (
+                size, gf["discard"]["fungi_mb_s"], gf["discard"]["kubo_mb_s"], gf["discard"]["ratio"], TARGETS["gateway_file"]),
+            "| gateway: %s file as a CAR (`?format=car`), cold, MB/s of CAR bytes | %.0f | %.0f | **%.2f** | %s |" % (
+                size, gc["fungi_mb_s"], gc["kubo_mb_s"], gc["ratio"], TARGETS["gateway_car"]),
+        ]
+        lines.insert(3, "- gateway: %s alone hashes %.0f MB/s here (the pipe's ceiling); CARs: fungi %d blocks, %d bytes; kubo %d blocks, %d bytes" % (
+            gf["sha256"]["consumer"].split(" | ")[-1], gf["consumer_ceiling_mb_s"], gc["fungi_blocks"], gc["fungi_car_bytes"],
+            gc["kubo_blocks"], gc["kubo_car_bytes"]))
+    if "load" in d and "end" in d["load"]:
+        lines.insert(3, "- load average (1, 5, 15 min): %s at the start, %s at the end" % (
+            ", ".join("%.2f" % x for x in d["load"]["start"]), ", ".join("%.2f" % x for x in d["load"]["end"])))
     return "\n".join(lines)
 
 
