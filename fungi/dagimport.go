@@ -3,11 +3,9 @@ package fungi
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -29,23 +27,34 @@ const (
 )
 
 // ErrRootNotInCAR: a root named by a CAR header is in none of the CAR
-// files of the import.
+// files of the import (nor already stored).
 var ErrRootNotInCAR = errors.New("root is not in the CAR file(s)")
 
-// ErrImportTooLarge: the import's inline blocks exceed MaxImportInline.
+// ErrImportTooLarge: the import's inline blocks exceed MaxImportInline, or
+// it needs more than MaxImportManifests manifests.
 var ErrImportTooLarge = errors.New("too much DAG metadata for one import")
+
+// MaxImportManifests bounds the manifests one import makes (its roots and
+// the blocks no root reaches).
+const MaxImportManifests = 16384
 
 // DAGImport builds the manifests of a DAG import: the blocks of one or
 // more CAR files, of any codec, given one at a time. Dispersed blocks go to
 // the Writer as they come (nothing of them is kept but CID, size and
-// links); inline ones are kept for the manifests. Finish makes one manifest
-// per root: the blocks of the import reachable from it, and what it links
-// to that the import does not hold (a partial DAG). Blocks no root reaches
-// go into one more manifest, so nothing imported is unreferenced.
+// links); inline ones are kept for the manifests. Blocks the store already
+// holds (Held) are neither stored again nor put in a new manifest.
+//
+// Manifests then covers every new block with manifests, each named by its
+// root and holding blocks reachable from it: one per root of the CAR
+// headers, then one per block that no other new block links to (blocks no
+// root reaches: Kubo imports them too). A manifest lists what its blocks
+// link to that it does not hold (Missing): a partial DAG, whose missing
+// blocks may be in another manifest, already stored, or nowhere.
 //
 // One goroutine drives a DAGImport; it is not reusable.
 type DAGImport struct {
 	w      *Writer
+	held   func(cid.Cid) bool
 	blocks map[cid.Cid]*importedBlock
 	order  []cid.Cid // first-seen order
 	roots  []cid.Cid
@@ -59,12 +68,14 @@ type DAGImport struct {
 type importedBlock struct {
 	size   int
 	links  []cid.Cid
-	inline blocks.Block // nil when dispersed or identity
+	inline blocks.Block // nil when dispersed, held or identity
+	held   bool         // already stored: not stored again
 }
 
-// NewDAGImport returns an import dispersing through w.
-func NewDAGImport(w *Writer) *DAGImport {
-	return &DAGImport{w: w, blocks: map[cid.Cid]*importedBlock{}}
+// NewDAGImport returns an import dispersing through w. held, if set,
+// reports blocks the store already holds (they are skipped).
+func NewDAGImport(w *Writer, held func(cid.Cid) bool) *DAGImport {
+	return &DAGImport{w: w, held: held, blocks: map[cid.Cid]*importedBlock{}}
 }
 
 // AddRoots records roots of a CAR header (repeats ignored).
@@ -102,16 +113,15 @@ func (d *DAGImport) Add(ctx context.Context, blk blocks.Block) error {
 	d.order = append(d.order, c)
 	switch {
 	case IsIdentity(c):
-	case inlined(c, size, len(links) > 0):
+	case d.held != nil && d.held(c):
+		ib.held = true
+	case inlined(size, len(links) > 0):
 		d.inline += size + len(c.Bytes())
 		if d.inline > MaxImportInline {
 			return fmt.Errorf("%w: more than %d MiB of small blocks and nodes with links (they are kept in the cluster's replicated metadata, committed at once): split the CAR", ErrImportTooLarge, MaxImportInline>>20)
 		}
-		ib.inline = blocks.Block(blk)
-		if b, ok := blk.(*blocks.BasicBlock); ok {
-			// the CAR reader's buffer may be big: keep only the block
-			ib.inline, _ = blocks.NewBlockWithCid(bytes.Clone(b.RawData()), c)
-		}
+		// not the CAR reader's section buffer (CID and block): the block
+		ib.inline, _ = blocks.NewBlockWithCid(bytes.Clone(blk.RawData()), c)
 	default:
 		if err := d.w.Disperse(ctx, blk); err != nil {
 			return err
@@ -121,89 +131,103 @@ func (d *DAGImport) Add(ctx context.Context, blk blocks.Block) error {
 }
 
 // inlined says whether a block is kept in its manifest.
-func inlined(c cid.Cid, size int, hasLinks bool) bool {
+func inlined(size int, hasLinks bool) bool {
 	if hasLinks {
 		return size <= InlineNodeMax
 	}
 	return size <= InlineLeafMax
 }
 
-// ImportedDAG is one manifest of an import.
-type ImportedDAG struct {
-	Manifest *Manifest
-	// Missing lists the CIDs the DAG links to that the import does not
-	// hold (sorted by CID bytes): the DAG is complete within the import
-	// when it is empty.
-	Missing []cid.Cid
-	// Loose marks the manifest of the blocks no root reaches (its Root is
-	// the first of them in the CAR).
-	Loose bool
-}
-
-// Key is a name for the manifest's content that is the same whenever the
-// same blocks are imported (for manifests that cannot be named by their
-// root): "<prefix>/<root>/<hash of the blocks' CIDs>".
-func (d ImportedDAG) Key(prefix string) string {
-	h := sha256.New()
-	cs := make([][]byte, 0, len(d.Manifest.Nodes)+len(d.Manifest.Dispersed))
-	for c := range d.Manifest.Nodes {
-		cs = append(cs, c.Bytes())
-	}
-	for _, b := range d.Manifest.Dispersed {
-		cs = append(cs, b.CID.Bytes())
-	}
-	sort.Slice(cs, func(i, j int) bool { return bytes.Compare(cs[i], cs[j]) < 0 })
-	for _, c := range cs {
-		h.Write(c)
-	}
-	return fmt.Sprintf("%s/%s/%x", prefix, d.Manifest.Root, h.Sum(nil)[:12])
-}
-
-// Finish waits for the dispersed blocks and returns the manifests: one per
-// root, in the order the headers named them, then the loose blocks'. A root
-// the import does not hold fails it (ErrRootNotInCAR).
-func (d *DAGImport) Finish() ([]ImportedDAG, error) {
+// Finish waits for the dispersed blocks. A root that is neither in the
+// import nor held fails it (ErrRootNotInCAR).
+func (d *DAGImport) Finish() error {
 	if err := d.w.Wait(); err != nil {
+		return err
+	}
+	for _, r := range d.roots {
+		if _, ok := d.blocks[r]; !ok && !IsIdentity(r) && (d.held == nil || !d.held(r)) {
+			return fmt.Errorf("%s: %w", r, ErrRootNotInCAR)
+		}
+	}
+	return nil
+}
+
+// LinksOf returns the links of a block of the import (false: not in it).
+func (d *DAGImport) LinksOf(c cid.Cid) ([]cid.Cid, bool) {
+	ib, ok := d.blocks[c]
+	if !ok {
+		if IsIdentity(c) {
+			if blk, err := IdentityBlock(c); err == nil {
+				links, err := Links(blk)
+				return links, err == nil
+			}
+		}
+		return nil, false
+	}
+	return ib.links, true
+}
+
+// Manifests returns the manifests that cover the new blocks (neither held
+// nor identity), after Finish: the roots' first, in the order the headers
+// named them, then those of blocks no other new block links to, in CAR
+// order. No two have the same root; none holds a held block.
+func (d *DAGImport) Manifests() ([]*Manifest, error) {
+	remaining := map[cid.Cid]bool{}
+	for _, c := range d.order {
+		if ib := d.blocks[c]; !ib.held && !IsIdentity(c) {
+			remaining[c] = true
+		}
+	}
+	var out []*Manifest
+	take := func(starts []cid.Cid) error {
+		for _, r := range starts {
+			if !remaining[r] {
+				continue
+			}
+			if len(out) == MaxImportManifests {
+				return fmt.Errorf("%w: more than %d roots and blocks that no other block links to", ErrImportTooLarge, MaxImportManifests)
+			}
+			m, err := d.manifest(r, remaining)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	}
+	if err := take(d.roots); err != nil {
 		return nil, err
 	}
-	for _, r := range d.roots {
-		if _, ok := d.blocks[r]; !ok && !IsIdentity(r) {
-			return nil, fmt.Errorf("%s: %w", r, ErrRootNotInCAR)
+	if len(remaining) > 0 {
+		linked := map[cid.Cid]bool{}
+		for c := range remaining {
+			for _, l := range d.blocks[c].links {
+				linked[l] = true
+			}
 		}
-	}
-	reached := map[cid.Cid]bool{}
-	var out []ImportedDAG
-	for _, r := range d.roots {
-		dag, err := d.manifest(r, []cid.Cid{r}, reached)
-		if err != nil {
+		var sources []cid.Cid
+		for _, c := range d.order {
+			if remaining[c] && !linked[c] {
+				sources = append(sources, c)
+			}
+		}
+		if err := take(sources); err != nil {
 			return nil, err
 		}
-		out = append(out, dag)
 	}
-	var loose []cid.Cid
-	for _, c := range d.order {
-		if !reached[c] && !IsIdentity(c) {
-			loose = append(loose, c)
-		}
-	}
-	if len(loose) > 0 {
-		dag, err := d.manifest(loose[0], loose, reached)
-		if err != nil {
-			return nil, err
-		}
-		dag.Loose = true
-		out = append(out, dag)
+	if len(remaining) > 0 { // a DAG has no cycles: every block has a source
+		return nil, fmt.Errorf("import: %d blocks in no manifest", len(remaining))
 	}
 	return out, nil
 }
 
-// manifest gathers the blocks reachable from starts into a manifest with
-// root root, marking them in reached.
-func (d *DAGImport) manifest(root cid.Cid, starts []cid.Cid, reached map[cid.Cid]bool) (ImportedDAG, error) {
+// manifest takes the blocks of remaining reachable from root (through
+// identity CIDs, never stored) into a manifest named by root.
+func (d *DAGImport) manifest(root cid.Cid, remaining map[cid.Cid]bool) (*Manifest, error) {
 	m := &Manifest{Root: root, Coding: d.w.Coding(), Pool: d.w.Pool(), Nodes: map[cid.Cid]blocks.Block{}, Imported: true}
-	var missing []cid.Cid
 	seen := map[cid.Cid]bool{}
-	stack := slices.Clone(starts)
+	missing := map[cid.Cid]bool{}
+	stack := []cid.Cid{root}
 	for len(stack) > 0 {
 		c := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -211,36 +235,35 @@ func (d *DAGImport) manifest(root cid.Cid, starts []cid.Cid, reached map[cid.Cid
 			continue
 		}
 		seen[c] = true
-		ib, ok := d.blocks[c]
-		if !ok && IsIdentity(c) {
-			blk, err := IdentityBlock(c)
-			if err != nil {
-				return ImportedDAG{}, err
+		if IsIdentity(c) {
+			links, ok := d.LinksOf(c)
+			if !ok {
+				return nil, fmt.Errorf("identity CID %s: cannot read its links", c)
 			}
-			links, err := Links(blk)
-			if err != nil {
-				return ImportedDAG{}, err
-			}
-			ib = &importedBlock{links: links}
-		} else if !ok {
-			missing = append(missing, c)
+			stack = append(stack, links...)
 			continue
 		}
-		reached[c] = true
-		stack = append(stack, ib.links...)
-		switch {
-		case IsIdentity(c):
+		if !remaining[c] {
+			missing[c] = true
 			continue
-		case ib.inline != nil:
+		}
+		delete(remaining, c)
+		ib := d.blocks[c]
+		stack = append(stack, ib.links...)
+		if ib.inline != nil {
 			m.Nodes[c] = ib.inline
-		default:
+		} else {
 			m.Dispersed = append(m.Dispersed, BlockRef{CID: c, Size: uint32(ib.size)})
 			m.Stored += uint64(d.w.StoredBytes(c))
 		}
 		m.Size += uint64(ib.size)
 	}
-	sort.Slice(m.Dispersed, func(i, j int) bool { return bytes.Compare(m.Dispersed[i].CID.Bytes(), m.Dispersed[j].CID.Bytes()) < 0 })
-	sort.Slice(missing, func(i, j int) bool { return bytes.Compare(missing[i].Bytes(), missing[j].Bytes()) < 0 })
+	for c := range missing {
+		m.Missing = append(m.Missing, c)
+	}
+	byBytes := func(a, b cid.Cid) int { return bytes.Compare(a.Bytes(), b.Bytes()) }
+	slices.SortFunc(m.Dispersed, func(a, b BlockRef) int { return byBytes(a.CID, b.CID) })
+	slices.SortFunc(m.Missing, byBytes)
 	m.Leaves = uint64(len(m.Dispersed))
-	return ImportedDAG{Manifest: m, Missing: missing}, nil
+	return m, nil
 }

@@ -11,8 +11,9 @@ import (
 	"github.com/ipfs/go-cid"
 )
 
-// importBlocks runs a DAG import of blocks with roots over place.
-func importBlocks(t testing.TB, roots []cid.Cid, bs []blocks.Block, place Placement) ([]ImportedDAG, *Writer, error) {
+// importBlocks runs a DAG import of blocks with roots over place; held
+// blocks are already stored.
+func importBlocks(t testing.TB, roots []cid.Cid, bs []blocks.Block, place Placement, held ...cid.Cid) ([]*Manifest, *DAGImport, error) {
 	t.Helper()
 	codec, err := NewCodec(testSecret, DefaultCoding())
 	if err != nil {
@@ -20,18 +21,21 @@ func importBlocks(t testing.TB, roots []cid.Cid, bs []blocks.Block, place Placem
 	}
 	w := NewWriter(context.Background(), codec, DefaultCoding(), place, 0)
 	t.Cleanup(w.Close)
-	d := NewDAGImport(w)
+	d := NewDAGImport(w, func(c cid.Cid) bool { return containsCID(held, c) })
 	d.AddRoots(roots)
 	for _, b := range bs {
 		if err := d.Add(context.Background(), b); err != nil {
-			return nil, w, err
+			return nil, d, err
 		}
 	}
-	dags, err := d.Finish()
-	if err == nil && d.Count != uint64(len(bs)) {
+	if err := d.Finish(); err != nil {
+		return nil, d, err
+	}
+	if d.Count != uint64(len(bs)) {
 		t.Fatalf("counted %d blocks of %d", d.Count, len(bs))
 	}
-	return dags, w, err
+	ms, err := d.Manifests()
+	return ms, d, err
 }
 
 // manifestGetter serves a manifest's blocks: inline ones from it, dispersed
@@ -57,14 +61,14 @@ func TestDAGImportRoundTrip(t *testing.T) {
 	roots, bs := readCARFile(t, kuboExport)
 	place, _ := pool(5)
 	// every block twice: repeats are counted, stored once
-	dags, _, err := importBlocks(t, roots, append(bs, bs...), place)
+	ms, _, err := importBlocks(t, roots, append(bs, bs...), place)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(dags) != 1 || len(dags[0].Missing) != 0 || dags[0].Loose {
-		t.Fatalf("%d manifests, missing %v", len(dags), dags[0].Missing)
+	if len(ms) != 1 || !ms[0].SelfContained() {
+		t.Fatalf("%d manifests, missing %v", len(ms), ms[0].Missing)
 	}
-	m := dags[0].Manifest
+	m := ms[0]
 	if !m.Imported || m.Root != roots[0] || int(m.Leaves) != len(m.Dispersed) || m.Stored == 0 {
 		t.Fatalf("manifest %+v", m)
 	}
@@ -88,7 +92,7 @@ func TestDAGImportRoundTrip(t *testing.T) {
 			continue
 		case in == out:
 			t.Fatalf("%s inline %v, dispersed %v", c, in, out)
-		case in != inlined(c, len(b.RawData()), len(links) > 0):
+		case in != inlined(len(b.RawData()), len(links) > 0):
 			t.Fatalf("%s (%d bytes, %d links) inline %v", c, len(b.RawData()), len(links), in)
 		case out && int(d.Size) != len(b.RawData()):
 			t.Fatalf("%s size %d", c, d.Size)
@@ -145,7 +149,7 @@ func TestDAGImportRoundTrip(t *testing.T) {
 
 func TestDAGImportPartial(t *testing.T) {
 	roots, bs := readCARFile(t, kuboExport)
-	place, stores := pool(5)
+	place, _ := pool(5)
 	// leave out the CIDv0 tree's root (and so everything under it is
 	// reached by no root) and add a block no one links to
 	l, _ := Links(bs[0])
@@ -159,40 +163,78 @@ func TestDAGImportPartial(t *testing.T) {
 	ld := bytes.Repeat([]byte("loose "), 200)
 	extra, _ := blocks.NewBlockWithCid(ld, cidOf(t, ld, cid.Raw))
 	part = append(part, extra)
-	dags, w, err := importBlocks(t, roots, part, place)
+	ms, _, err := importBlocks(t, roots, part, place)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(dags) != 2 || len(dags[0].Missing) != 1 || dags[0].Missing[0] != v0 || !dags[1].Loose {
-		t.Fatalf("%d manifests: %+v", len(dags), dags)
+	// the root's DAG misses the v0 tree; the v0 tree's children and the
+	// loose block are each reached from no other new block
+	if len(ms) < 3 || len(ms[0].Missing) != 1 || ms[0].Missing[0] != v0 || ms[0].Root != roots[0] {
+		t.Fatalf("%d manifests: %+v", len(ms), ms[0])
 	}
-	loose := dags[1].Manifest
-	if loose.Root.Version() != 0 { // the v0 tree's first block in the CAR
-		t.Fatalf("loose root %s", loose.Root)
-	}
-	if !hasBlock(loose, extra.Cid()) || hasBlock(dags[0].Manifest, extra.Cid()) {
-		t.Fatal("the loose block is not (only) in the loose manifest")
-	}
-	// every stored block is in some manifest; the partial DAG's link is
-	// not mistaken for a stored leaf
-	for _, b := range part {
-		if !IsIdentity(b.Cid()) && !hasBlock(dags[0].Manifest, b.Cid()) && !hasBlock(loose, b.Cid()) {
-			t.Fatalf("%s in no manifest", b.Cid())
+	roots2 := map[cid.Cid]*Manifest{}
+	for _, m := range ms {
+		if roots2[m.Root] != nil || !m.Holds(m.Root) {
+			t.Fatalf("manifest %s twice or without its root", m.Root)
+		}
+		roots2[m.Root] = m
+		for c := range m.Nodes {
+			if c != m.Root && roots2[c] != nil {
+				t.Fatalf("%s in two manifests", c)
+			}
 		}
 	}
-	if leaves, _ := dags[0].Manifest.LeafCIDs(); containsCID(leaves, v0) {
+	if roots2[extra.Cid()] == nil || roots2[extra.Cid()].Size != uint64(len(ld)) {
+		t.Fatal("the loose block is not a manifest of its own")
+	}
+	// every stored block is in exactly one manifest; the partial DAG's
+	// link is not mistaken for a stored leaf
+	for _, b := range part {
+		n := 0
+		for _, m := range ms {
+			if m.Holds(b.Cid()) {
+				n++
+			}
+		}
+		if n != 1 && !IsIdentity(b.Cid()) {
+			t.Fatalf("%s in %d manifests", b.Cid(), n)
+		}
+	}
+	if leaves, _ := ms[0].LeafCIDs(); containsCID(leaves, v0) {
 		t.Fatal("a missing block listed as a leaf")
 	}
-	if k1, k2 := dags[0].Key("partial"), dags[0].Key("partial"); k1 != k2 || len(k1) < 40 {
-		t.Fatalf("keys %q %q", k1, k2)
+	b, _ := ms[0].MarshalBinary()
+	var back Manifest
+	if err := back.UnmarshalBinary(b); err != nil || len(back.Missing) != 1 || back.SelfContained() {
+		t.Fatalf("missing lost in a round trip: %v", err)
 	}
-	// fragments were written for the dispersed blocks only
-	n := 0
-	for _, s := range stores {
-		n += s.Len()
+
+	// blocks already held are neither stored nor listed again: the same
+	// import over what it stored makes no manifest at all
+	var held []cid.Cid
+	for _, m := range ms {
+		for c := range m.Nodes {
+			held = append(held, c)
+		}
+		for _, d := range m.Dispersed {
+			held = append(held, d.CID)
+		}
 	}
-	if want := (len(dags[0].Manifest.Dispersed) + len(loose.Dispersed)) * DefaultCoding().N; n > want || len(w.Leaves()) == 0 {
-		t.Fatalf("%d fragments stored, want at most %d", n, want)
+	place2, stores2 := pool(5)
+	again, _, err := importBlocks(t, roots, part, place2, held...)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("import of held blocks: %d manifests, %v", len(again), err)
+	}
+	for _, s := range stores2 {
+		if s.Len() != 0 {
+			t.Fatal("held blocks stored again")
+		}
+	}
+	// ... and the full CAR over it makes only the v0 tree's root manifest
+	_, full := readCARFile(t, kuboExport)
+	again, _, err = importBlocks(t, roots, full, place2, held...)
+	if err != nil || len(again) != 1 || again[0].Root != v0 || len(again[0].Nodes)+len(again[0].Dispersed) != 1 {
+		t.Fatalf("import over held blocks: %d manifests, %v", len(again), err)
 	}
 
 	// a root that is in no CAR of the import fails it
@@ -204,18 +246,6 @@ func TestDAGImportPartial(t *testing.T) {
 	if _, _, err := importBlocks(t, roots, append(bs, odd), place); !errors.Is(err, ErrUnsupportedCodec) {
 		t.Fatalf("git-raw block: %v", err)
 	}
-}
-
-func hasBlock(m *Manifest, c cid.Cid) bool {
-	if _, ok := m.Nodes[c]; ok {
-		return true
-	}
-	for _, d := range m.Dispersed {
-		if d.CID == c {
-			return true
-		}
-	}
-	return false
 }
 
 func containsCID(cs []cid.Cid, c cid.Cid) bool {

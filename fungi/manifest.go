@@ -37,11 +37,13 @@ type PoolMember struct {
 //	"FZM" 0x01 | root cid | K | N | mode | size | leaves | stored bytes |
 //	pool count | (id | domain)* | node count | (cid | data)*
 //
-//	"FZM" 0x02 | ... as version 1 ... | dispersed count | (cid | size)*
+//	"FZM" 0x02 | ... as version 1 ... | dispersed count | (cid | size)* |
+//	missing count | cid*
 //
-// where cid and data are length-prefixed byte strings. Nodes and dispersed
-// blocks are sorted by CID bytes (a CID is in at most one of the two), and
-// each node must hash to its CID: a decoded manifest is self-verifying.
+// where cid and data are length-prefixed byte strings. Nodes, dispersed and
+// missing blocks are sorted by CID bytes (a CID is in at most one of the
+// three), and each node must hash to its CID: a decoded manifest is
+// self-verifying.
 type Manifest struct {
 	Root   cid.Cid
 	Coding Coding
@@ -64,6 +66,31 @@ type Manifest struct {
 	// Dispersed lists the blocks of an imported DAG stored as fragments,
 	// sorted by CID bytes (MarshalBinary sorts).
 	Dispersed []BlockRef
+	// Missing lists what the blocks of an imported DAG link to that it
+	// does not hold (other manifests may), sorted by CID bytes: empty when
+	// the manifest holds everything reachable from its blocks.
+	Missing []cid.Cid
+}
+
+// SelfContained reports whether the manifest holds every block reachable
+// from its blocks (a UnixFS add always does).
+func (m *Manifest) SelfContained() bool { return !m.Imported || len(m.Missing) == 0 }
+
+// Holds reports whether the manifest holds block c, inline or dispersed
+// (for a UnixFS manifest: an inner node or a raw leaf it links to).
+func (m *Manifest) Holds(c cid.Cid) bool {
+	if _, ok := m.Nodes[c]; ok {
+		return true
+	}
+	if m.Imported {
+		_, ok := slices.BinarySearchFunc(m.Dispersed, c, func(d BlockRef, c cid.Cid) int { return bytes.Compare(d.CID.Bytes(), c.Bytes()) })
+		return ok
+	}
+	if c.Prefix().Codec != cid.Raw {
+		return false
+	}
+	leaves, err := m.LeafCIDs()
+	return err == nil && slices.Contains(leaves, c)
 }
 
 // BlockRef names a block and gives its size.
@@ -117,8 +144,27 @@ func (m *Manifest) MarshalBinary() ([]byte, error) {
 			}
 			size += 48
 		}
-	} else if len(m.Dispersed) > 0 {
-		return nil, fmt.Errorf("%w: dispersed blocks listed in a UnixFS manifest", ErrBadManifest)
+	} else if len(m.Dispersed) > 0 || len(m.Missing) > 0 {
+		return nil, fmt.Errorf("%w: dispersed or missing blocks listed in a UnixFS manifest", ErrBadManifest)
+	}
+	var missing []cid.Cid
+	if m.Imported {
+		missing = slices.Clone(m.Missing)
+		sort.Slice(missing, func(i, j int) bool { return bytes.Compare(missing[i].Bytes(), missing[j].Bytes()) < 0 })
+		for i, c := range missing {
+			if !c.Defined() || (i > 0 && missing[i-1].Equals(c)) {
+				return nil, fmt.Errorf("%w: missing block undefined or listed twice", ErrBadManifest)
+			}
+			if _, ok := m.Nodes[c]; ok {
+				return nil, fmt.Errorf("%w: block %s both held and missing", ErrBadManifest, c)
+			}
+			size += 40
+		}
+		for _, d := range disp {
+			if _, ok := slices.BinarySearchFunc(missing, d.CID, func(a, b cid.Cid) int { return bytes.Compare(a.Bytes(), b.Bytes()) }); ok {
+				return nil, fmt.Errorf("%w: block %s both held and missing", ErrBadManifest, d.CID)
+			}
+		}
 	}
 	b := make([]byte, 0, size)
 	if m.Imported {
@@ -148,6 +194,10 @@ func (m *Manifest) MarshalBinary() ([]byte, error) {
 		for _, d := range disp {
 			b = appendBytes(b, d.CID.Bytes())
 			b = binary.AppendUvarint(b, uint64(d.Size))
+		}
+		b = binary.AppendUvarint(b, uint64(len(missing)))
+		for _, c := range missing {
+			b = appendBytes(b, c.Bytes())
 		}
 	}
 	return b, nil
@@ -227,6 +277,7 @@ func (m *Manifest) UnmarshalBinary(data []byte) error {
 	}
 	if imported {
 		out.Dispersed = d.dispersed(out.Nodes)
+		out.Missing = d.missing(out.Nodes, out.Dispersed)
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = errors.New("trailing bytes")
@@ -270,6 +321,40 @@ func (d *decoder) dispersed(nodes map[cid.Cid]blocks.Block) []BlockRef {
 			break
 		}
 		out = append(out, BlockRef{CID: c, Size: uint32(size)})
+	}
+	return out
+}
+
+// missing reads the missing blocks of a version 2 manifest.
+func (d *decoder) missing(nodes map[cid.Cid]blocks.Block, disp []BlockRef) []cid.Cid {
+	n := d.uvarint(maxManifestNodes)
+	if d.err == nil && n > uint64(len(d.b)/3) {
+		d.err = errors.New("missing count exceeds the data")
+	}
+	var out []cid.Cid
+	var last []byte
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		cb := d.bytes()
+		if d.err != nil {
+			break
+		}
+		c, err := cid.Cast(cb)
+		if err != nil {
+			d.err = err
+			break
+		}
+		if last != nil && bytes.Compare(last, cb) >= 0 {
+			d.err = errors.New("missing blocks out of order")
+			break
+		}
+		last = cb
+		_, inline := nodes[c]
+		_, dispersed := slices.BinarySearchFunc(disp, c, func(r BlockRef, c cid.Cid) int { return bytes.Compare(r.CID.Bytes(), c.Bytes()) })
+		if inline || dispersed {
+			d.err = fmt.Errorf("block %s both held and missing", c)
+			break
+		}
+		out = append(out, c)
 	}
 	return out
 }
