@@ -4,7 +4,8 @@
 #   scripts/bench.sh [--quiet] [--json] [zdb] [codec] [cluster] [testnet] [content]
 #
 # With no section named, runs them all. CONTENT_SIZE (default 1G) and
-# CONTENT_OBJECTS (default 100) size the content section.
+# CONTENT_OBJECTS (default 100) size the content section; CONTENT_JSON=FILE
+# writes it from a saved `scripts/bench_content.py --json` run instead.
 #
 # ZDB: redis-benchmark against `fungi zdb` (the issue's exact command line,
 # unpipelined and with -P 16), side by side in the same run with Debian's
@@ -327,7 +328,11 @@ bench_content() {
   say "content: fungi (6-node testnet) beside Kubo (2 daemons), $size file, $objects objects of 1 MiB"
   local out q=()
   [ $quiet -eq 1 ] && q=(--quiet)
-  out=$(python3 scripts/bench_content.py --json "${q[@]}" --size "$size" --objects "$objects" --work "$work/content")
+  if [ -n "${CONTENT_JSON:-}" ]; then
+    out=$(cat "$CONTENT_JSON") # a saved `bench_content.py --json` run: written up, not rerun
+  else
+    out=$(python3 scripts/bench_content.py --json "${q[@]}" --size "$size" --objects "$objects" --work "$work/content")
+  fi
   [ $json -eq 1 ] && echo "$out"
   local table date human objs
   table=$(printf '%s' "$out" | python3 scripts/bench_content.py --from-json -)

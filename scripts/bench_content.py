@@ -754,6 +754,17 @@ def render(d):
         lines.insert(3, "- gateway: %s alone hashes %.0f MB/s here (the pipe's ceiling); CARs: fungi %d blocks, %d bytes; kubo %d blocks, %d bytes" % (
             gf["sha256"]["consumer"].split(" | ")[-1], gf["consumer_ceiling_mb_s"], gc["fungi_blocks"], gc["fungi_car_bytes"],
             gc["kubo_blocks"], gc["kubo_car_bytes"]))
+    verdicts = []
+    for key, label, ratio in (("publish", "publish", p["ratio"]), ("read", "cold read", r["ratio"]),
+                              ("first_byte", "first byte p50", f["ratio"])) + ((
+            ("gateway_first_byte", "gateway first byte p50", d["gateway_first_byte"]["ratio"]),
+            ("gateway_file", "gateway file piped into sha256", d["gateway_file"]["sha256"]["ratio"]),
+            ("gateway_file", "gateway file discarded", d["gateway_file"]["discard"]["ratio"]),
+            ("gateway_car", "gateway CAR", d["gateway_car"]["ratio"])) if "gateway_first_byte" in d else ()):
+        op, want = TARGETS[key].split()
+        met = ratio >= float(want) if op == ">=" else ratio <= float(want)
+        verdicts.append("%s %.2f (%s %s): %s" % (label, ratio, op, want, "met" if met else "**missed**"))
+    lines += ["", "Targets, fungi/kubo: " + "; ".join(verdicts) + "."]
     if "load" in d and "end" in d["load"]:
         lines.insert(3, "- load average (1, 5, 15 min): %s at the start, %s at the end" % (
             ", ".join("%.2f" % x for x in d["load"]["start"]), ", ".join("%.2f" % x for x in d["load"]["end"])))
