@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -266,8 +267,8 @@ func kuboPublish(t *testing.T, bin string) (string, []byte) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := exec.CommandContext(ctx, bin, "daemon")
 	d.Env = env
-	var dout bytes.Buffer
-	d.Stdout, d.Stderr = &dout, &dout
+	dout := &kuboOutput{}
+	d.Stdout, d.Stderr = dout, dout
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -288,6 +289,24 @@ func kuboPublish(t *testing.T, bin string) (string, []byte) {
 		t.Fatal("Kubo's routing get wrote nothing")
 	}
 	return keyID, rec
+}
+
+// kuboOutput collects a Kubo daemon's output while the test reads it.
+type kuboOutput struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (o *kuboOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
+}
+
+func (o *kuboOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
 }
 
 // A node alone in its cluster keeps a record only with --allow-offline;
