@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -80,21 +81,29 @@ func wantStatus(t *testing.T, what string, resp *http.Response, body []byte, wan
 // codes, subdomains, identity CIDs, HAMT directories, and a 504 when the
 // holders are gone.
 func TestGateway(t *testing.T) {
-	c := upCluster(t, 5, func(i int, cfg *node.Config) {
-		cfg.Coding = "4/2"
-		cfg.Gateway.Listen = "127.0.0.1:0"
-	})
 	src := t.TempDir()
 	tree := filepath.Join(src, "site")
-	big := randomFile(t, filepath.Join(tree, "big.bin"), 3*mib+12345, 7)
-	_ = big
+	randomFile(t, filepath.Join(tree, "big.bin"), 3*mib+12345, 7)
 	randomFile(t, filepath.Join(tree, "one.bin"), mib+1, 8)
 	os.WriteFile(filepath.Join(tree, "hello.txt"), []byte("hello gateway\n"), 0o644)
 	os.MkdirAll(filepath.Join(tree, "www"), 0o755)
 	os.WriteFile(filepath.Join(tree, "www", "index.html"), []byte("<h1>fungi</h1>\n"), 0o644)
 	os.WriteFile(filepath.Join(tree, "empty"), nil, 0o644)
+	// DNSLink names, as Kubo's tests set them: IPFS_NS_MAP (the daemons
+	// inherit it); the CID is known before anything is stored
+	hash, err := exec.Command(fungiBin, "add", "--only-hash", "-Q", tree).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := newIPNSKey(t)
+	t.Setenv("IPFS_NS_MAP", "site.fungi.example:/ipfs/"+strings.TrimSpace(string(hash))+
+		",named.fungi.example:"+key.key())
+	c := upCluster(t, 5, func(i int, cfg *node.Config) { cfg.Coding = "4/2" })
 	root := c.addBoth(1, tree)
 	gw := c.gatewayOf(5)
+	if st := c.st.Nodes[4].Gateway; "http://"+st != gw {
+		t.Errorf("testnet says node 5's gateway is %s, the node says %s", st, gw)
+	}
 	bigBytes, _ := os.ReadFile(filepath.Join(tree, "big.bin"))
 
 	// files byte-exact, with the spec's headers
@@ -236,6 +245,38 @@ func TestGateway(t *testing.T) {
 	wantStatus(t, "identity", resp, body, 200)
 	if string(body) != "inline" {
 		t.Fatalf("identity: %q", body)
+	}
+
+	// IPNS: a signed record put on node 1 resolves on node 5's gateway
+	recFile, rec := key.record(t, root, 1, time.Now().Add(time.Hour))
+	c.must(1, "routing", "put", key.key(), recFile)
+	resp, body = fetch(t, "GET", gw+key.key()+"/hello.txt")
+	wantStatus(t, "ipns", resp, body, 200)
+	if string(body) != "hello gateway\n" {
+		t.Fatalf("ipns: %q", body)
+	}
+	resp, body = fetch(t, "GET", gw+key.key()+"?format=ipns-record")
+	wantStatus(t, "ipns record", resp, body, 200)
+	if !bytes.Equal(body, rec) {
+		t.Fatal("ipns record: not the bytes put")
+	}
+	resp, body = fetch(t, "GET", gw+newIPNSKey(t).key()+"/")
+	wantStatus(t, "unknown ipns name", resp, body, 404)
+	// DNSLink: by path, by Host header, and a DNSLink to an IPNS name
+	for _, r := range []struct{ url, host string }{
+		{gw + "/ipns/site.fungi.example/hello.txt", ""},
+		{gw + "/hello.txt", "site.fungi.example"},
+		{gw + "/ipns/named.fungi.example/hello.txt", ""},
+	} {
+		var hdr []string
+		if r.host != "" {
+			hdr = append(hdr, "Host: "+r.host)
+		}
+		resp, body = fetch(t, "GET", r.url, hdr...)
+		wantStatus(t, "dnslink "+r.url+" "+r.host, resp, body, 200)
+		if string(body) != "hello gateway\n" {
+			t.Fatalf("dnslink %s %s: %q", r.url, r.host, body)
+		}
 	}
 
 	// CONNECT as Kubo: 200

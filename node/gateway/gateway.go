@@ -107,7 +107,7 @@ func New(cfg Config, b Node) (http.Handler, error) {
 	bsvc := blockservice.New(bs, fetcher{b})
 	opts := []boxogw.BackendOption{boxogw.WithPrometheusRegistry(reg)}
 	if cfg.ValueStore != nil {
-		opts = append(opts, boxogw.WithValueStore(cfg.ValueStore))
+		opts = append(opts, boxogw.WithValueStore(names{cfg.ValueStore}))
 	}
 	blocksBackend, err := boxogw.NewBlocksBackend(bsvc, opts...)
 	if err != nil {
@@ -340,4 +340,33 @@ func statusError(err error) error {
 		return boxogw.NewErrorStatusCode(fmt.Errorf("%w", err), http.StatusGatewayTimeout)
 	}
 	return boxogw.NewErrorStatusCode(err, http.StatusBadGateway)
+}
+
+// names wraps the IPNS value store so that a name with no record is a 404
+// (boxo turns a bare routing.ErrNotFound into a 500).
+type names struct{ routing.ValueStore }
+
+// nameNotFound is routing.ErrNotFound that is also ipld.ErrNotFound.
+type nameNotFound struct{ key string }
+
+func (e nameNotFound) Error() string { return routing.ErrNotFound.Error() }
+func (e nameNotFound) Is(target error) bool {
+	_, ipldNF := target.(ipld.ErrNotFound)
+	return target == routing.ErrNotFound || ipldNF
+}
+
+func (n names) GetValue(ctx context.Context, key string, opts ...routing.Option) ([]byte, error) {
+	v, err := n.ValueStore.GetValue(ctx, key, opts...)
+	if errors.Is(err, routing.ErrNotFound) {
+		err = nameNotFound{key}
+	}
+	return v, err
+}
+
+func (n names) SearchValue(ctx context.Context, key string, opts ...routing.Option) (<-chan []byte, error) {
+	ch, err := n.ValueStore.SearchValue(ctx, key, opts...)
+	if errors.Is(err, routing.ErrNotFound) {
+		err = nameNotFound{key}
+	}
+	return ch, err
 }
