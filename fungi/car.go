@@ -24,6 +24,10 @@ import (
 // block that does not match its CID, a block or header over the limits).
 var ErrBadCAR = errors.New("bad CAR")
 
+// ErrBlockTooBig: a block over the reader's size limit (wrapped in an
+// ErrBadCAR).
+var ErrBlockTooBig = errors.New("block over the size limit")
+
 // Limits of the CAR reader.
 const (
 	// SoftBlockLimit is the largest block imported by default, as Kubo's
@@ -105,13 +109,13 @@ func (cr *CARReader) Next() (blocks.Block, error) {
 	if err != nil {
 		cr.done = true
 		if err.Error() == errSectionTooLarge {
-			err = fmt.Errorf("a block over the %s limit", sizeName(cr.max))
+			err = fmt.Errorf("%w: a block over the %s limit", ErrBlockTooBig, sizeName(cr.max))
 		}
 		return nil, cr.fail(carError(err))
 	}
 	if n := len(blk.RawData()); n > cr.max {
 		cr.done = true
-		return nil, cr.fail(fmt.Errorf("block %s is %d bytes, over the %s limit", blk.Cid(), n, sizeName(cr.max)))
+		return nil, cr.fail(fmt.Errorf("%w: block %s is %d bytes, over the %s limit", ErrBlockTooBig, blk.Cid(), n, sizeName(cr.max)))
 	}
 	cr.n++
 	cr.last = blk.Cid()
@@ -123,9 +127,9 @@ func (cr *CARReader) Blocks() int { return cr.n }
 
 func (cr *CARReader) fail(err error) error {
 	if cr.n == 0 {
-		return fmt.Errorf("%w: first block: %v", ErrBadCAR, err)
+		return fmt.Errorf("%w: first block: %w", ErrBadCAR, err)
 	}
-	return fmt.Errorf("%w: after block %d (%s): %v", ErrBadCAR, cr.n, cr.last, err)
+	return fmt.Errorf("%w: after block %d (%s): %w", ErrBadCAR, cr.n, cr.last, err)
 }
 
 func sizeName(n int) string {

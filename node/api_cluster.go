@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -258,6 +259,42 @@ func (c *clusterRunner) commitManifest(ctx context.Context, m *fungi.Manifest) (
 	}
 	root := m.Root.String()
 	res, err := c.node().Apply(ctx, consensus.Batch(consensus.PutManifest(root, m.Size, b), consensus.Pin(root)))
+	return res.Index, applyStatus(err)
+}
+
+// commitManifests records the manifests of one DAG import and pins roots,
+// all in one atomic write through the leader: readers see every manifest
+// of the import or none. With nothing to write it returns the index this
+// node has applied.
+func (c *clusterRunner) commitManifests(ctx context.Context, ms []*fungi.Manifest, pins []cid.Cid) (uint64, error) {
+	if err := c.ready(); err != nil {
+		return 0, err
+	}
+	cmds := make([]consensus.Command, 0, len(ms)+len(pins))
+	total := 0
+	for _, m := range ms {
+		b, err := m.MarshalBinary()
+		if err != nil {
+			return 0, err
+		}
+		total += len(b)
+		cmds = append(cmds, consensus.PutManifest(m.Root.String(), m.Size, b))
+	}
+	for _, p := range pins {
+		cmds = append(cmds, consensus.Pin(p.String()))
+	}
+	if len(cmds) == 0 {
+		return c.node().FSM().AppliedIndex(), nil
+	}
+	if len(cmds) > consensus.MaxBatchLen || total > consensus.MaxEntrySize-(1<<20) {
+		return 0, httpError{http.StatusBadRequest, fmt.Errorf("%w: %d manifests of %d bytes in all; one import commits at most %d MiB (split the CAR)",
+			fungi.ErrImportTooLarge, len(ms), total, (consensus.MaxEntrySize-(1<<20))>>20)}
+	}
+	cmd := cmds[0]
+	if len(cmds) > 1 {
+		cmd = consensus.Batch(cmds...)
+	}
+	res, err := c.node().Apply(ctx, cmd)
 	return res.Index, applyStatus(err)
 }
 

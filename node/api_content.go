@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -21,27 +22,40 @@ import (
 	"github.com/fungistor/fungistor/fungi"
 )
 
-// forwardProto carries adds from any node to the raft leader: HTTP/1.1
-// over a libp2p stream, members only.
+// forwardProto carries writes (adds, DAG imports) from any node to the
+// raft leader: HTTP/1.1 over a libp2p stream, members only.
 const forwardProto = protocol.ID("/fungi/add/1.0.0")
 
-// forwardedHeader marks an add a node forwarded to the leader: the leader
-// never forwards it again (leadership moved: the add fails, the client
+// forwardedHeader marks a write a node forwarded to the leader: the leader
+// never forwards it again (leadership moved: the write fails, the client
 // retries).
 const forwardedHeader = "X-Fungi-Forwarded-By"
 
-// ErrLeaderLost: the leader went away in the middle of a forwarded add.
-var ErrLeaderLost = errors.New("lost the leader during the add")
+// ErrLeaderLost: the leader went away in the middle of a forwarded write.
+var ErrLeaderLost = errors.New("lost the leader during the write")
 
-// serveForwarded serves the add endpoint to the other members over
+// forwarded are the endpoints other members send on to the leader: writes
+// that disperse content and commit manifests, all idempotent (the same
+// content gives the same fragments and manifests), so a client may send
+// one again when the leader changed under it.
+func (a *api) forwarded() map[string]func(http.ResponseWriter, *http.Request) error {
+	return map[string]func(http.ResponseWriter, *http.Request) error{
+		"/api/v0/add":        a.add,
+		"/api/v0/dag/import": a.dagImport,
+	}
+}
+
+// serveForwarded serves the forwarded endpoints to the other members over
 // libp2p; close the result to stop.
 func (a *api) serveForwarded() io.Closer {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v0/add", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.add(w, r); err != nil {
-			writeJSON(w, statusOf(err), map[string]string{"error": err.Error()})
-		}
-	})
+	for path, fn := range a.forwarded() {
+		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
+			if err := fn(w, r); err != nil {
+				writeJSON(w, statusOf(err), map[string]string{"error": err.Error()})
+			}
+		})
+	}
 	l := a.host.ListenMember(forwardProto)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(l)
@@ -66,7 +80,7 @@ type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
 
-// mustForward reports whether this node should send an add on to the
+// mustForward reports whether this node should send a write on to the
 // leader (and to whom).
 func (a *api) mustForward(r *http.Request) (peer.ID, bool, error) {
 	if a.content == nil {
@@ -77,7 +91,7 @@ func (a *api) mustForward(r *http.Request) (peer.ID, bool, error) {
 		return "", false, nil
 	}
 	if r.Header.Get(forwardedHeader) != "" {
-		return "", false, httpError{http.StatusServiceUnavailable, errors.New("this node is no longer the leader; retry the add")}
+		return "", false, httpError{http.StatusServiceUnavailable, errors.New("this node is no longer the leader; retry")}
 	}
 	if a.cluster.ready() != nil {
 		// in no cluster (yet): handled here, where a bad upload is a 400
@@ -86,7 +100,7 @@ func (a *api) mustForward(r *http.Request) (peer.ID, bool, error) {
 	}
 	id := cn.Leader()
 	if id == "" {
-		return "", false, httpError{http.StatusServiceUnavailable, errors.New("the cluster has no leader right now (election in progress); retry the add")}
+		return "", false, httpError{http.StatusServiceUnavailable, errors.New("the cluster has no leader right now (election in progress); retry")}
 	}
 	p, err := peer.Decode(id)
 	if err != nil {
@@ -95,19 +109,26 @@ func (a *api) mustForward(r *http.Request) (peer.ID, bool, error) {
 	return p, true, nil
 }
 
-// forwardAdd sends the upload on to the leader, which disperses and
-// commits it, and streams its answer back; the answer waits until this
-// node has applied the commit, so a read here right after sees the object.
+// forwardAdd sends an add on to the leader, with this node's defaults
+// (profile, coding) unless the caller chose.
 func (a *api) forwardAdd(w http.ResponseWriter, r *http.Request, leader peer.ID) error {
 	q := r.URL.Query()
-	// this node's defaults, not the leader's, unless the caller chose
 	if q.Get("profile") == "" {
 		q.Set("profile", a.repo.Config.Profile)
 	}
 	if q.Get("ec") == "" {
 		q.Set("ec", a.repo.Config.Coding)
 	}
-	req, err := http.NewRequestWithContext(r.Context(), "POST", "http://"+leader.String()+"/api/v0/add?"+q.Encode(), r.Body)
+	return a.forward(w, r, leader, "add", q)
+}
+
+// forward sends a write (endpoint under /api/v0/, with query q) on to the
+// leader, which disperses and commits it, and streams its answer back (a
+// stream of JSON lines). A line that carries a raft index ("index") waits
+// until this node has applied it, so a read here right after sees the
+// write.
+func (a *api) forward(w http.ResponseWriter, r *http.Request, leader peer.ID, endpoint string, q url.Values) error {
+	req, err := http.NewRequestWithContext(r.Context(), "POST", "http://"+leader.String()+"/api/v0/"+endpoint+"?"+q.Encode(), r.Body)
 	if err != nil {
 		return err
 	}
@@ -115,7 +136,7 @@ func (a *api) forwardAdd(w http.ResponseWriter, r *http.Request, leader peer.ID)
 	req.Header.Set(forwardedHeader, a.host.ID().String())
 	resp, err := a.fwd.Do(req)
 	if err != nil {
-		return httpError{http.StatusBadGateway, fmt.Errorf("forward the add to the leader %s: %w", leader, err)}
+		return httpError{http.StatusBadGateway, fmt.Errorf("forward the %s to the leader %s: %w", endpoint, leader, err)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -134,8 +155,10 @@ func (a *api) forwardAdd(w http.ResponseWriter, r *http.Request, leader peer.ID)
 	for {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 && err == nil {
-			if bytes.Contains(line, []byte(`"root"`)) {
-				var res AddResult
+			if bytes.Contains(line, []byte(`"index"`)) || bytes.Contains(line, []byte(`"Index"`)) {
+				var res struct {
+					Index uint64 `json:"index"` // also matches "Index"
+				}
 				if json.Unmarshal(line, &res) == nil && res.Index > 0 {
 					ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 					a.cluster.node().WaitApplied(ctx, res.Index)
@@ -156,13 +179,13 @@ func (a *api) forwardAdd(w http.ResponseWriter, r *http.Request, leader peer.ID)
 	}
 	switch {
 	case rerr != nil:
-		err = fmt.Errorf("%w %s: %v (if it committed, the object is complete; adds are idempotent: retry)", ErrLeaderLost, leader, rerr)
+		err = fmt.Errorf("%w %s: %v (if it committed, it is complete; writes are idempotent: retry)", ErrLeaderLost, leader, rerr)
 	case resp.Trailer.Get("X-Stream-Error") != "":
 		err = errors.New(resp.Trailer.Get("X-Stream-Error"))
 	}
 	if err != nil {
 		w.Header().Set("X-Stream-Error", err.Error())
-		a.log.Warn("api: forwarded add failed", "leader", leader.String(), "err", err)
+		a.log.Warn("api: forwarded "+endpoint+" failed", "leader", leader.String(), "err", err)
 	}
 	return nil
 }

@@ -408,9 +408,22 @@ func (r *Repo) manifest(ctx context.Context, c cid.Cid) (*fungi.Manifest, error)
 	return m, nil
 }
 
-// object opens c for reading: its node and a DAG to walk from it.
+// object opens c for reading: its node and a DAG to walk from it. A DAG
+// imported from CAR files may span manifests (and hold dag-pb leaves as
+// fragments): it, and a block no manifest names but some holds, is walked
+// through the node's block index.
 func (r *Repo) object(ctx context.Context, c cid.Cid) (ipld.Node, ipld.DAGService, *fungi.Manifest, error) {
 	m, err := r.manifest(ctx, c)
+	if (err == nil && m.Imported) || errors.Is(err, ErrNotFound) {
+		if held, herr := r.HasBlock(ctx, c); herr == nil && held {
+			dag := blockDAG{r}
+			nd, err := dag.Get(ctx, c)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return nd, dag, m, nil
+		}
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
