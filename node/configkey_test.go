@@ -266,10 +266,12 @@ func TestProfileFor(t *testing.T) {
 		want  string // "!": an error
 	}{
 		{ImportFlags{}, ""},
-		{ImportFlags{CIDVersion: &one}, ""},
-		{ImportFlags{RawLeaves: &yes, CIDVersion: &one}, ""},
+		{ImportFlags{CIDVersion: &one}, "kubo-v1-default"}, // as ipfs add --cid-version 1
+		{ImportFlags{RawLeaves: &yes, CIDVersion: &one}, "kubo-v1-default"},
 		{ImportFlags{Profile: "kubo-v1-default"}, "kubo-v1-default"},
-		{ImportFlags{Chunker: "size-1048576"}, "unixfs-v1-2025"},
+		{ImportFlags{Chunker: "size-1048576"}, "!"}, // CIDv0 to Kubo
+		{ImportFlags{Chunker: "size-1048576", CIDVersion: &one}, "unixfs-v1-2025"},
+		{ImportFlags{RawLeaves: &yes}, "!"}, // CIDv0 to Kubo
 		{ImportFlags{Chunker: "size-262144", CIDVersion: &one, RawLeaves: &yes}, "kubo-v1-default"},
 		{ImportFlags{Profile: "kubo-v1-default", CIDVersion: &one}, "kubo-v1-default"},
 		{ImportFlags{Profile: "unixfs-v1-2025", Chunker: "size-1048576"}, "unixfs-v1-2025"},

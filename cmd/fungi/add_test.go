@@ -155,8 +155,9 @@ func runIn(t *testing.T, repo string, args ...string) (string, string, int) {
 }
 
 // Kubo's add habits: -r, -Q, and --cid-version/--raw-leaves/--chunker
-// when they describe one of the profiles (the flags not given take that
-// profile's values); anything else is a one-line error naming both.
+// when they describe one of the profiles (the flags not given take Kubo's
+// defaults, so the CID is Kubo's for the same flags); anything else is a
+// one-line error naming both.
 func TestAddKuboFlags(t *testing.T) {
 	file, tree := addVectors(t)
 	noRepo := filepath.Join(t.TempDir(), "none")
@@ -167,9 +168,8 @@ func TestAddKuboFlags(t *testing.T) {
 		{[]string{"-n", "-r", "-Q", tree}, treeV2025},
 		{[]string{"-n", "--recursive", "--quieter", tree}, treeV2025},
 		{[]string{"-n", "-Q", "--cid-version", "1", "--raw-leaves", "--chunker", "size-1048576", file}, fileV2025},
-		{[]string{"-n", "-Q", "--cid-version=1", file}, fileV2025},
-		{[]string{"-n", "-Q", "--raw-leaves=true", file}, fileV2025},
-		{[]string{"-n", "-Q", "--chunker", "size-262144", file}, fileKubo},
+		{[]string{"-n", "-Q", "--cid-version=1", file}, fileKubo}, // Kubo's default chunker
+		{[]string{"-n", "-Q", "--cid-version", "1", "--chunker", "size-1048576", file}, fileV2025},
 		{[]string{"-n", "-Q", "-r", "--cid-version", "1", "--raw-leaves", "--chunker=size-262144", tree}, treeKubo},
 		{[]string{"-n", "-Q", "--profile", "kubo-v1-default", "--cid-version", "1", file}, fileKubo},
 		{[]string{"-n", "-Q", "--profile", "unixfs-v1-2025", "--chunker", "size-1048576", "-r", tree}, treeV2025},
@@ -186,6 +186,8 @@ func TestAddKuboFlags(t *testing.T) {
 		{"--chunker", "buzhash"},
 		{"--chunker", "size-4096"},
 		{"--raw-leaves=false"},
+		{"--raw-leaves=true"},        // CIDv0 with raw leaves to Kubo
+		{"--chunker", "size-262144"}, // CIDv0 to Kubo
 		{"--profile", "unixfs-v1-2025", "--chunker", "size-262144"},
 		{"--profile", "kubo-v1-default", "--cid-version", "0"},
 	} {
@@ -208,14 +210,14 @@ func TestAddKuboFlags(t *testing.T) {
 	}{
 		{[]string{"-r", "-Q", tree}, treeV2025},
 		{[]string{"-Q", "--cid-version", "1", "--chunker", "size-262144", file}, fileKubo},
-		{[]string{"--quieter", "--recursive", "--raw-leaves", "--chunker", "size-262144", tree}, treeKubo},
+		{[]string{"--quieter", "--recursive", "--cid-version", "1", "--raw-leaves", "--chunker", "size-262144", tree}, treeKubo},
 	} {
 		out, errs, code := runIn(t, repo, append([]string{"add"}, tc.args...)...)
 		if code != 0 || out != tc.want+"\n" || errs != "" {
 			t.Errorf("fungi add %v = %q (stderr %q, exit %d); want %q", tc.args, out, errs, code, tc.want)
 		}
 	}
-	if out, errs, code := runIn(t, repo, "add", "--chunker", "rabin", "-r", tree); code != 2 || out != "" || !strings.Contains(errs, "--chunker rabin: no profile matches") {
+	if out, errs, code := runIn(t, repo, "add", "--chunker", "rabin", "-r", tree); code != 2 || out != "" || !strings.Contains(errs, "--chunker rabin") || !strings.Contains(errs, "no profile matches") {
 		t.Errorf("add --chunker rabin on a repo: %q %q %d", out, errs, code)
 	}
 }
