@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	blocks "github.com/ipfs/go-block-format"
@@ -27,6 +28,12 @@ var ErrBadCAR = errors.New("bad CAR")
 // ErrBlockTooBig: a block over the reader's size limit (wrapped in an
 // ErrBadCAR).
 var ErrBlockTooBig = errors.New("block over the size limit")
+
+// tooBig says how a block was too big, and is an ErrBlockTooBig.
+type tooBig string
+
+func (e tooBig) Error() string        { return string(e) }
+func (e tooBig) Is(target error) bool { return target == ErrBlockTooBig }
 
 // Limits of the CAR reader.
 const (
@@ -109,13 +116,13 @@ func (cr *CARReader) Next() (blocks.Block, error) {
 	if err != nil {
 		cr.done = true
 		if err.Error() == errSectionTooLarge {
-			err = fmt.Errorf("%w: a block over the %s limit", ErrBlockTooBig, sizeName(cr.max))
+			err = tooBig(fmt.Sprintf("a block over the %s limit", sizeName(cr.max)))
 		}
 		return nil, cr.fail(carError(err))
 	}
 	if n := len(blk.RawData()); n > cr.max {
 		cr.done = true
-		return nil, cr.fail(fmt.Errorf("%w: block %s is %d bytes, over the %s limit", ErrBlockTooBig, blk.Cid(), n, sizeName(cr.max)))
+		return nil, cr.fail(tooBig(fmt.Sprintf("block %s is %d bytes, over the %s limit", blk.Cid(), n, sizeName(cr.max))))
 	}
 	cr.n++
 	cr.last = blk.Cid()
@@ -152,6 +159,8 @@ func carError(err error) error {
 		return errors.New("truncated (the stream ends inside a section)")
 	case errors.Is(err, varint.ErrOverflow), errors.Is(err, varint.ErrNotMinimal):
 		return fmt.Errorf("bad section length: %v", err)
+	case strings.HasPrefix(err.Error(), "mismatch in content integrity"):
+		return fmt.Errorf("a block does not match its CID (%v)", err)
 	case err.Error() == errSectionTooLarge:
 		return errors.New("a section longer than the largest block allowed")
 	case err.Error() == errHeaderTooLarge:

@@ -316,6 +316,9 @@ func TestCARReaderRefuses(t *testing.T) {
 			}
 		})
 	}
+	if _, err := readAllCAR(carOf([]cid.Cid{cbig}, section(cbig, big)), CAROptions{}); !errors.Is(err, ErrBlockTooBig) {
+		t.Fatalf("big block: %v is not ErrBlockTooBig", err)
+	}
 	// a block of 3 MiB passes with the limit raised (--allow-big-block)
 	if n, err := readAllCAR(carOf([]cid.Cid{cbig}, section(cbig, big)), CAROptions{MaxBlockSize: MaxBlockSize}); err != nil || n != 1 {
 		t.Fatalf("big block with the limit raised: %d, %v", n, err)
