@@ -282,3 +282,68 @@ func TestLeafSizesUnixFS(t *testing.T) {
 		}
 	}
 }
+
+// The metadata an imported DAG costs per block, beside what an add of the
+// same file costs: a dispersed block is listed with its size (~40 bytes
+// for a CIDv1 sha2-256), on top of the link its parent holds; an inline
+// one costs its CID and bytes.
+func TestImportedManifestCost(t *testing.T) {
+	place, _ := pool(1)
+	data := randBytes(11, 64<<20)
+	added := addBytes(t, data, DefaultCoding(), place)
+	// the same file's blocks, as a CAR would bring them
+	dag := NewMemDAG(false)
+	nd, err := ImportFile(context.Background(), bytes.NewReader(data), DefaultProfile, dag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bs []blocks.Block
+	for _, n := range dag.nodes {
+		bs = append(bs, n)
+	}
+	ms, _, err := importBlocks(t, []cid.Cid{nd.Cid()}, bs, place)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("%d manifests, %v", len(ms), err)
+	}
+	v1, _ := added.MarshalBinary()
+	v2, _ := ms[0].MarshalBinary()
+	perV1 := float64(len(v1)) / float64(added.Leaves)
+	perV2 := float64(len(v2)) / float64(len(ms[0].Dispersed))
+	t.Logf("%d leaves of 1 MiB: added %d bytes (%.1f per block), imported %d bytes (%.1f per block, %.1f for the list)",
+		len(ms[0].Dispersed), len(v1), perV1, len(v2), perV2, perV2-perV1)
+	if perV2-perV1 > 44 {
+		t.Fatalf("the list of dispersed blocks costs %.1f bytes per block", perV2-perV1)
+	}
+	// small blocks inline: a dag-cbor node linking 100 raw blocks of 100
+	// bytes, against the same with the blocks left out (a partial DAG)
+	var small []blocks.Block
+	var links []byte
+	for i := range 100 {
+		d := randBytes(uint64(100+i), 100)
+		b, _ := blocks.NewBlockWithCid(d, cidOf(t, d, cid.Raw))
+		small = append(small, b)
+		links = append(links, 0xd8, 0x2a, 0x58, 37, 0)
+		links = append(links, b.Cid().Bytes()...)
+	}
+	root := append([]byte{0x98, 100}, links...) // a DAG-CBOR list of 100 links
+	rb, _ := blocks.NewBlockWithCid(root, cidOf(t, root, cid.DagCBOR))
+	full, _, err := importBlocks(t, []cid.Cid{rb.Cid()}, append([]blocks.Block{rb}, small...), place)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _, err := importBlocks(t, []cid.Cid{rb.Cid()}, []blocks.Block{rb}, place)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, _ := full[0].MarshalBinary()
+	pb, _ := part[0].MarshalBinary()
+	missing := 0 // the partial one lists them as missing: CID and its length
+	for _, b := range small {
+		missing += len(b.Cid().Bytes()) + 1
+	}
+	per := float64(len(fb)-(len(pb)-missing)) / 100
+	t.Logf("inline: %d bytes for 100 blocks of 100 bytes (%.1f per block); missing: %.1f per block", len(fb), per, float64(missing)/100)
+	if len(full[0].Nodes) != 101 || per > 100+40 {
+		t.Fatalf("%d inline blocks, %.1f bytes each", len(full[0].Nodes), per)
+	}
+}
