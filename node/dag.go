@@ -195,6 +195,11 @@ func (r *Repo) ImportCARs(ctx context.Context, next func() (io.Reader, error), o
 	place, parallel := r.placement(), 0
 	var failed atomic.Int32
 	if r.cluster != nil {
+		// in no cluster yet: it could not commit (and its blocks would be
+		// looked up in vain), so fail before reading anything
+		if err := r.cluster.cluster.ready(); err != nil {
+			return nil, err
+		}
 		if place, _, err = r.cluster.placeNew(&failed); err != nil {
 			return nil, httpError{http.StatusServiceUnavailable, err}
 		}
