@@ -226,6 +226,28 @@ func TestDAGKubo(t *testing.T) {
 		}
 	})
 
+	t.Run("the gateway's CARs carry the same blocks", func(t *testing.T) {
+		gw := c.gatewayOf(4)
+		for _, tc := range []struct {
+			root string
+			want []byte
+		}{{u1, wantU1}, {cb, wantCB}} {
+			resp, body := fetch(t, "GET", gw+"/ipfs/"+tc.root+"?format=car")
+			wantStatus(t, "CAR of "+tc.root, resp, body, 200)
+			// identity CIDs are sections in dag export, not in a gateway
+			// CAR (boxo's, as Kubo's gateway)
+			noID := func(cs []cid.Cid) []cid.Cid {
+				return slices.DeleteFunc(cs, func(c cid.Cid) bool { return c.Prefix().MhType == mh.IDENTITY })
+			}
+			got, want := noID(carSections(t, body)), noID(carSections(t, tc.want))
+			slices.SortFunc(got, func(a, b cid.Cid) int { return strings.Compare(a.KeyString(), b.KeyString()) })
+			slices.SortFunc(want, func(a, b cid.Cid) int { return strings.Compare(a.KeyString(), b.KeyString()) })
+			if !slices.Equal(slices.Compact(got), want) {
+				t.Errorf("gateway CAR of %s: %d blocks, Kubo's export %d", tc.root, len(got), len(want))
+			}
+		}
+	})
+
 	t.Run("block get and stat as Kubo", func(t *testing.T) {
 		sections := carSections(t, wantCB)
 		if len(sections) < 20 {
