@@ -34,7 +34,8 @@ type blockSource struct {
 	idx      *fungi.BlockIndex
 	fsmAt    uint64           // FSM applied index the index reflects
 	localGen uint64           // repo manifest generation it reflects
-	local    map[cid.Cid]bool // roots the repo itself recorded
+	local    map[cid.Cid]bool   // roots the repo itself recorded
+	indexed  map[cid.Cid][]byte // the manifest bytes indexed, by root
 	synced   bool
 
 	objects *lru.Cache[cid.Cid, *blockObject]
@@ -119,12 +120,20 @@ func (s *blockSource) sync(ctx context.Context) error {
 		if _, ok := want[c]; !ok {
 			s.idx.Remove(c)
 			s.objects.Remove(c)
+			delete(s.indexed, c)
 		}
 	}
+	if s.indexed == nil {
+		s.indexed = map[cid.Cid][]byte{}
+	}
 	for c, b := range want {
-		if b == nil || s.idx.Has(c) {
+		if b == nil || sameBytes(s.indexed[c], b) {
 			continue
 		}
+		// new, or rewritten (the same root committed again, e.g. with
+		// another pool): index what is there now
+		s.objects.Remove(c)
+		s.indexed[c] = b
 		m := &fungi.Manifest{}
 		if err := m.UnmarshalBinary(b); err != nil {
 			s.r.log().Warn("block index: undecodable manifest", "root", c.String(), "err", err)
@@ -136,6 +145,15 @@ func (s *blockSource) sync(ctx context.Context) error {
 	}
 	s.synced = true
 	return nil
+}
+
+// sameBytes compares manifest bytes: the FSM hands out the same slice
+// while a manifest is unchanged, so most checks are a pointer comparison.
+func sameBytes(a, b []byte) bool {
+	if len(a) != len(b) || len(a) == 0 {
+		return false
+	}
+	return &a[0] == &b[0] || bytes.Equal(a, b)
 }
 
 // lookup finds c in the index; a node that does not know it first catches
