@@ -75,6 +75,7 @@ type MetadataStats struct {
 	Manifests int               `json:"manifests"`
 	Pins      int               `json:"pins"`
 	Paths     int               `json:"paths"`
+	IPNS      int               `json:"ipns_records"`
 	Commands  uint64            `json:"commands"`
 	Ops       map[string]uint64 `json:"ops"`
 }
@@ -134,7 +135,7 @@ func (a *api) status(ctx context.Context, local bool) ClusterStatus {
 	}
 	fs := cn.FSM().Stats()
 	out.Metadata = MetadataStats{Members: fs.Members, Manifests: fs.Manifests, Pins: fs.Pins, Paths: fs.Paths,
-		Commands: fs.Commands, Ops: fs.Ops}
+		IPNS: fs.IPNSRecords, Commands: fs.Commands, Ops: fs.Ops}
 	voters := a.repo.Config.Cluster.Voters
 	if voters == 0 {
 		voters = consensus.DefaultConfig().Voters

@@ -176,7 +176,7 @@ func printStatus(st *node.ClusterStatus) {
 		fmt.Printf("  %s  %-8s  %-7s  %7.2f ms  %s\n", s.ID, s.Role, h, s.RTTMillis, domains[s.ID])
 	}
 	md := st.Metadata
-	fmt.Printf("metadata:  %d members, %d objects, %d pins, %d paths\n", md.Members, md.Manifests, md.Pins, md.Paths)
+	fmt.Printf("metadata:  %d members, %d objects, %d pins, %d paths, %d IPNS records\n", md.Members, md.Manifests, md.Pins, md.Paths, md.IPNS)
 	fmt.Printf("policy:    %s\n", st.Policy)
 }
 
