@@ -32,8 +32,8 @@ type blockSource struct {
 
 	mu       sync.Mutex // serialises syncs
 	idx      *fungi.BlockIndex
-	fsmAt    uint64           // FSM applied index the index reflects
-	localGen uint64           // repo manifest generation it reflects
+	fsmAt    uint64             // FSM applied index the index reflects
+	localGen uint64             // repo manifest generation it reflects
 	local    map[cid.Cid]bool   // roots the repo itself recorded
 	indexed  map[cid.Cid][]byte // the manifest bytes indexed, by root
 	synced   bool
