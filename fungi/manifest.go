@@ -242,39 +242,20 @@ func (m *Manifest) UnmarshalBinary(data []byte) error {
 		}
 		out.Pool = append(out.Pool, PoolMember{ID: string(id), Domain: string(dom)})
 	}
-	n := d.uvarint(maxManifestNodes)
-	if d.err == nil && n > uint64(len(d.b)/4) {
-		d.err = errors.New("node count exceeds the data")
-	}
+	n := d.count(4, "node count exceeds the data")
 	out.Nodes = make(map[cid.Cid]blocks.Block, min(n, 1024))
-	var last []byte
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		cb := d.bytes()
-		raw := d.bytes()
-		if d.err != nil {
-			break
-		}
-		c, err := cid.Cast(cb)
-		if err != nil {
-			d.err = err
-			break
-		}
-		if last != nil && bytes.Compare(last, cb) >= 0 {
-			d.err = errors.New("nodes out of order")
-			break
-		}
-		last = cb
+	var raw []byte
+	d.cidList(n, "nodes out of order", func() { raw = d.bytes() }, func(c cid.Cid) error {
 		blk, err := blocks.NewBlockWithCid(bytes.Clone(raw), c)
 		if err != nil {
-			d.err = err
-			break
+			return err
 		}
 		if sum, err := c.Prefix().Sum(raw); err != nil || !sum.Equals(c) {
-			d.err = fmt.Errorf("node %s does not match its CID", c)
-			break
+			return fmt.Errorf("node %s does not match its CID", c)
 		}
 		out.Nodes[c] = blk
-	}
+		return nil
+	})
 	if imported {
 		out.Dispersed = d.dispersed(out.Nodes)
 		out.Missing = d.missing(out.Nodes, out.Dispersed)
@@ -294,47 +275,57 @@ func (m *Manifest) UnmarshalBinary(data []byte) error {
 
 // dispersed reads the dispersed blocks of a version 2 manifest.
 func (d *decoder) dispersed(nodes map[cid.Cid]blocks.Block) []BlockRef {
-	n := d.uvarint(maxManifestNodes)
-	if d.err == nil && n > uint64(len(d.b)/3) {
-		d.err = errors.New("dispersed count exceeds the data")
-	}
+	n := d.count(3, "dispersed count exceeds the data")
 	out := make([]BlockRef, 0, min(n, 1024))
-	var last []byte
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		cb := d.bytes()
-		size := d.uvarint(MaxBlockSize)
-		if d.err != nil {
-			break
-		}
-		c, err := cid.Cast(cb)
-		if err != nil {
-			d.err = err
-			break
-		}
-		if last != nil && bytes.Compare(last, cb) >= 0 {
-			d.err = errors.New("dispersed blocks out of order")
-			break
-		}
-		last = cb
+	var size uint64
+	d.cidList(n, "dispersed blocks out of order", func() { size = d.uvarint(MaxBlockSize) }, func(c cid.Cid) error {
 		if _, ok := nodes[c]; ok {
-			d.err = fmt.Errorf("block %s both inline and dispersed", c)
-			break
+			return fmt.Errorf("block %s both inline and dispersed", c)
 		}
 		out = append(out, BlockRef{CID: c, Size: uint32(size)})
-	}
+		return nil
+	})
 	return out
 }
 
 // missing reads the missing blocks of a version 2 manifest.
 func (d *decoder) missing(nodes map[cid.Cid]blocks.Block, disp []BlockRef) []cid.Cid {
-	n := d.uvarint(maxManifestNodes)
-	if d.err == nil && n > uint64(len(d.b)/3) {
-		d.err = errors.New("missing count exceeds the data")
-	}
+	n := d.count(3, "missing count exceeds the data")
 	var out []cid.Cid
+	d.cidList(n, "missing blocks out of order", nil, func(c cid.Cid) error {
+		_, inline := nodes[c]
+		_, dispersed := slices.BinarySearchFunc(disp, c, func(r BlockRef, c cid.Cid) int { return bytes.Compare(r.CID.Bytes(), c.Bytes()) })
+		if inline || dispersed {
+			return fmt.Errorf("block %s both held and missing", c)
+		}
+		out = append(out, c)
+		return nil
+	})
+	return out
+}
+
+// count reads the length of a list whose entries take at least minEntry
+// bytes each: more than the rest of the data can hold is an error (msg),
+// so a forged count cannot make the decoder allocate for it.
+func (d *decoder) count(minEntry int, msg string) uint64 {
+	n := d.uvarint(maxManifestNodes)
+	if d.err == nil && n > uint64(len(d.b)/minEntry) {
+		d.err = errors.New(msg)
+	}
+	return n
+}
+
+// cidList reads n entries sorted strictly by CID bytes, each a CID
+// followed by what fields (nil: nothing) reads, and calls each with the
+// entry's CID once all of it was read. A CID out of order is an error
+// (orderMsg); so is one each returns, which ends the list.
+func (d *decoder) cidList(n uint64, orderMsg string, fields func(), each func(cid.Cid) error) {
 	var last []byte
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		cb := d.bytes()
+		if fields != nil {
+			fields()
+		}
 		if d.err != nil {
 			break
 		}
@@ -344,19 +335,15 @@ func (d *decoder) missing(nodes map[cid.Cid]blocks.Block, disp []BlockRef) []cid
 			break
 		}
 		if last != nil && bytes.Compare(last, cb) >= 0 {
-			d.err = errors.New("missing blocks out of order")
+			d.err = errors.New(orderMsg)
 			break
 		}
 		last = cb
-		_, inline := nodes[c]
-		_, dispersed := slices.BinarySearchFunc(disp, c, func(r BlockRef, c cid.Cid) int { return bytes.Compare(r.CID.Bytes(), c.Bytes()) })
-		if inline || dispersed {
-			d.err = fmt.Errorf("block %s both held and missing", c)
+		if err := each(c); err != nil {
+			d.err = err
 			break
 		}
-		out = append(out, c)
 	}
-	return out
 }
 
 // decoder reads varints and length-prefixed bytes, remembering the first
