@@ -225,31 +225,14 @@ func (d *DAGImport) Manifests() ([]*Manifest, error) {
 // identity CIDs, never stored) into a manifest named by root.
 func (d *DAGImport) manifest(root cid.Cid, remaining map[cid.Cid]bool) (*Manifest, error) {
 	m := &Manifest{Root: root, Coding: d.w.Coding(), Pool: d.w.Pool(), Nodes: map[cid.Cid]blocks.Block{}, Imported: true}
-	seen := map[cid.Cid]bool{}
 	missing := map[cid.Cid]bool{}
-	stack := []cid.Cid{root}
-	for len(stack) > 0 {
-		c := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[c] {
-			continue
-		}
-		seen[c] = true
-		if IsIdentity(c) {
-			links, ok := d.LinksOf(c)
-			if !ok {
-				return nil, fmt.Errorf("identity CID %s: cannot read its links", c)
-			}
-			stack = append(stack, links...)
-			continue
-		}
+	err := WalkDAG(root, d.LinksOf, func(c cid.Cid) ([]cid.Cid, error) {
 		if !remaining[c] {
 			missing[c] = true
-			continue
+			return nil, nil
 		}
 		delete(remaining, c)
 		ib := d.blocks[c]
-		stack = append(stack, ib.links...)
 		if ib.inline != nil {
 			m.Nodes[c] = ib.inline
 		} else {
@@ -257,6 +240,10 @@ func (d *DAGImport) manifest(root cid.Cid, remaining map[cid.Cid]bool) (*Manifes
 			m.Stored += uint64(d.w.StoredBytes(c))
 		}
 		m.Size += uint64(ib.size)
+		return ib.links, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for c := range missing {
 		m.Missing = append(m.Missing, c)

@@ -58,6 +58,46 @@ func CheckCID(c cid.Cid) error {
 // multihash): such blocks are never stored.
 func IsIdentity(c cid.Cid) bool { return c.Prefix().MhType == mh.IDENTITY }
 
+// ErrStopWalk, returned by a WalkDAG visit, ends the walk without an
+// error.
+var ErrStopWalk = errors.New("walk stopped")
+
+// WalkDAG visits each block reachable from root once, depth first (a
+// block's links last to first). visit returns the links to follow from c
+// (none: the walk goes no deeper there); an error from it ends the walk
+// and is returned (ErrStopWalk: nil). Identity CIDs are never visited,
+// their blocks are never stored: the walk follows the links that
+// identityLinks reads from them (false: unreadable, an error).
+func WalkDAG(root cid.Cid, identityLinks func(cid.Cid) ([]cid.Cid, bool), visit func(c cid.Cid) ([]cid.Cid, error)) error {
+	seen := map[cid.Cid]bool{}
+	stack := []cid.Cid{root}
+	for len(stack) > 0 {
+		c := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		if IsIdentity(c) {
+			links, ok := identityLinks(c)
+			if !ok {
+				return fmt.Errorf("identity CID %s: cannot read its links", c)
+			}
+			stack = append(stack, links...)
+			continue
+		}
+		links, err := visit(c)
+		if errors.Is(err, ErrStopWalk) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		stack = append(stack, links...)
+	}
+	return nil
+}
+
 // IdentityBlock returns the block an identity CID carries.
 func IdentityBlock(c cid.Cid) (blocks.Block, error) {
 	d, err := mh.Decode(c.Hash())

@@ -399,60 +399,46 @@ func (r *Repo) dagMissing(ctx context.Context, root cid.Cid, batch []*fungi.Mani
 		return m, nil
 	}
 	expanded := map[*fungi.Manifest]bool{}
-	seen := map[cid.Cid]bool{}
-	stack := []cid.Cid{root}
-	for len(stack) > 0 {
-		c := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[c] {
-			continue
-		}
-		seen[c] = true
-		if fungi.IsIdentity(c) {
-			links, ok := linksOf(c)
-			if !ok {
-				return cid.Undef, fmt.Errorf("identity CID %s: cannot read its links", c)
-			}
-			stack = append(stack, links...)
-			continue
-		}
+	missing := cid.Undef
+	err := fungi.WalkDAG(root, linksOf, func(c cid.Cid) ([]cid.Cid, error) {
 		m, err := find(c)
 		if err != nil {
-			return cid.Undef, err
+			return nil, err
 		}
 		switch {
 		case m == nil:
-			return c, nil
+			missing = c
+			return nil, fungi.ErrStopWalk
 		case m.SelfContained():
-			continue
+			return nil, nil
 		case c.Equals(m.Root):
 			// everything in m is reachable from its root: the rest of
 			// the DAG is what m lists as missing
 			if !expanded[m] {
 				expanded[m] = true
-				stack = append(stack, m.Missing...)
+				return m.Missing, nil
 			}
-			continue
+			return nil, nil
 		}
 		links, ok := linksOf(c)
 		if !ok {
 			if blk, inline := m.Nodes[c]; inline {
 				if links, err = fungi.Links(blk); err != nil {
-					return cid.Undef, err
+					return nil, err
 				}
 			} else if c.Prefix().Codec != cid.Raw {
 				blk, err := r.GetBlock(ctx, c)
 				if err != nil {
-					return cid.Undef, err
+					return nil, err
 				}
 				if links, err = fungi.Links(blk); err != nil {
-					return cid.Undef, err
+					return nil, err
 				}
 			}
 		}
-		stack = append(stack, links...)
-	}
-	return cid.Undef, nil
+		return links, nil
+	})
+	return missing, err
 }
 
 // ExportCAR implements DAGs: the DAG under c as a CARv1, byte-identical to
