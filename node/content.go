@@ -180,40 +180,71 @@ func (r *Repo) AddNode(ctx context.Context, n files.Node, o AddOptions, step fun
 	if err != nil {
 		return nil, err
 	}
-	place, left, parallel := r.placement(), []string(nil), 0
-	var failed atomic.Int32 // puts that failed: the pool changed
+	w, err := r.disperse(ctx, codec, coding)
+	if err != nil {
+		return nil, err
+	}
+	w.Progress = o.Progress
+	var dag ipld.DAGService = w.Writer
+	if step != nil {
+		dag = stepDAG{w.Writer, step}
+	}
+	m, idx, err := r.store(ctx, n, p, w.Writer, dag)
+	if err := w.end(ctx, err); err != nil {
+		return nil, err
+	}
+	return &AddResult{Root: m.Root.String(), Size: m.Size, Blocks: m.Leaves, Stored: m.Stored,
+		Coding: coding.String(), Tolerance: w.place.DescribeTolerance(coding), Nodes: min(len(w.place.Pool), coding.N),
+		Left: describeLeft(w.left), Index: idx, Manifest: m}, nil
+}
+
+// dispersal is one add's or import's writing of fragments: a Writer over
+// the pool of the moment (the cluster's, else the repo's own ZDB).
+type dispersal struct {
+	*fungi.Writer
+	cc     *clusterContent // nil: the repo alone
+	place  fungi.Spread
+	coding fungi.Coding
+	left   []string     // members the pool left out, and why
+	failed atomic.Int32 // puts that failed: the pool changed
+}
+
+// disperse starts a dispersal of blocks coded with coding (codec is its
+// codec). The caller ends it with end.
+func (r *Repo) disperse(ctx context.Context, codec *fungi.Codec, coding fungi.Coding) (*dispersal, error) {
+	d := &dispersal{cc: r.cluster, place: r.placement(), coding: coding}
+	parallel := 0
 	if r.cluster != nil {
-		if place, left, err = r.cluster.placeNew(&failed); err != nil {
+		var err error
+		if d.place, d.left, err = r.cluster.placeNew(&d.failed); err != nil {
 			return nil, httpError{503, err}
 		}
 		parallel = 8 // puts wait on the network: keep more leaves in flight
 	}
-	w := fungi.NewWriter(ctx, codec, coding, place, parallel)
-	w.Progress = o.Progress
+	d.Writer = fungi.NewWriter(ctx, codec, d.coding, d.place, parallel)
 	if r.cluster != nil {
-		w.Admit = r.cluster.admit
+		d.Admit = r.cluster.admit
 	}
-	var dag ipld.DAGService = w
-	if step != nil {
-		dag = stepDAG{w, step}
-	}
-	m, idx, err := r.store(ctx, n, p, w, dag)
-	if r.cluster != nil {
+	return d, nil
+}
+
+// end ends the dispersal with the outcome err of what used it, after
+// Finish or Wait. On a failure the cluster deletes the fragments it
+// stored that no committed object and no other write uses, else it
+// releases its blocks; a failure while puts failed (the pool changed) is
+// ErrPoolChanged, which the client retries.
+func (d *dispersal) end(ctx context.Context, err error) error {
+	if d.cc != nil {
 		if err != nil {
-			r.cluster.cleanup(place, coding, w.Leaves())
+			d.cc.cleanup(d.place, d.coding, d.Leaves())
 		} else {
-			r.cluster.release(w.Leaves())
+			d.cc.release(d.Leaves())
 		}
 	}
-	if err != nil {
-		if failed.Load() > 0 && ctx.Err() == nil {
-			err = fmt.Errorf("%w: %v", ErrPoolChanged, err)
-		}
-		return nil, err
+	if err != nil && d.failed.Load() > 0 && ctx.Err() == nil {
+		return fmt.Errorf("%w: %v", ErrPoolChanged, err)
 	}
-	return &AddResult{Root: m.Root.String(), Size: m.Size, Blocks: m.Leaves, Stored: m.Stored,
-		Coding: coding.String(), Tolerance: place.DescribeTolerance(coding), Nodes: min(len(place.Pool), coding.N),
-		Left: describeLeft(left), Index: idx, Manifest: m}, nil
+	return err
 }
 
 // store imports n through w and records the manifest: in the cluster's

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"sync/atomic"
 	"time"
 
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
@@ -192,44 +191,28 @@ func (r *Repo) ImportCARs(ctx context.Context, next func() (io.Reader, error), o
 	if err != nil {
 		return nil, err
 	}
-	place, parallel := r.placement(), 0
-	var failed atomic.Int32
+	// in no cluster yet: it could not commit (and its blocks would be
+	// looked up in vain), so fail before reading anything
 	if r.cluster != nil {
-		// in no cluster yet: it could not commit (and its blocks would be
-		// looked up in vain), so fail before reading anything
 		if err := r.cluster.cluster.ready(); err != nil {
 			return nil, err
 		}
-		if place, _, err = r.cluster.placeNew(&failed); err != nil {
-			return nil, httpError{http.StatusServiceUnavailable, err}
-		}
-		parallel = 8
 	}
-	w := fungi.NewWriter(ctx, codec, coding, place, parallel)
+	w, err := r.disperse(ctx, codec, coding)
+	if err != nil {
+		return nil, err
+	}
 	defer w.Close()
-	if r.cluster != nil {
-		w.Admit = r.cluster.admit
-	}
 	held := func(c cid.Cid) bool {
 		ok, err := r.HasBlock(ctx, c)
 		return err == nil && ok
 	}
-	d := fungi.NewDAGImport(w, held)
+	d := fungi.NewDAGImport(w.Writer, held)
 	res, err := r.importCARs(ctx, d, next, o)
 	if err != nil {
 		w.Wait() // puts still in flight land before the clean-up
 	}
-	if r.cluster != nil {
-		if err != nil {
-			r.cluster.cleanup(place, coding, w.Leaves())
-		} else {
-			r.cluster.release(w.Leaves())
-		}
-	}
-	if err != nil {
-		if failed.Load() > 0 && ctx.Err() == nil {
-			err = fmt.Errorf("%w: %v", ErrPoolChanged, err)
-		}
+	if err := w.end(ctx, err); err != nil {
 		return nil, err
 	}
 	return res, nil
