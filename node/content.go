@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -344,6 +346,11 @@ func (r *Repo) localManifests(ctx context.Context) ([]*fungi.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeManifests(slices.Collect(maps.Values(raw)))
+}
+
+// decodeManifests decodes encoded manifests, in order.
+func decodeManifests(raw [][]byte) ([]*fungi.Manifest, error) {
 	out := make([]*fungi.Manifest, 0, len(raw))
 	for _, b := range raw {
 		m := &fungi.Manifest{}

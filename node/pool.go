@@ -288,13 +288,9 @@ func (cc *clusterContent) manifests(ctx context.Context) ([]*fungi.Manifest, err
 		raw = append(raw, m.Data)
 		return true
 	})
-	out := make([]*fungi.Manifest, 0, len(raw))
-	for _, b := range raw {
-		m := &fungi.Manifest{}
-		if err := m.UnmarshalBinary(b); err != nil {
-			return nil, err
-		}
-		out = append(out, m)
+	out, err := decodeManifests(raw)
+	if err != nil {
+		return nil, err
 	}
 	local, err := cc.repo.localManifests(ctx)
 	return append(out, local...), err
