@@ -168,6 +168,49 @@ def get_json(url, method="GET"):
         return json.load(r)
 
 
+class Watch:
+    """CPU time the rest of the machine takes while a measure runs: the
+    machine's user+system time (/proc/stat) less that of this script, its
+    waited-for children (curl, sha256sum, fungi and ipfs commands) and the
+    daemons of both sides. Interrupt and steal time are left out of the
+    first and kept apart (steal: the hypervisor's)."""
+
+    def __init__(self):
+        self.pids, self.seen = [], {}
+        self.hz = os.sysconf("SC_CLK_TCK")
+
+    def snap(self):
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        busy, steal = (v[0] + v[1] + v[2]) / self.hz, (v[7] if len(v) > 7 else 0) / self.hz
+        ours = sum(os.times()[:4])
+        for pid in self.pids:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                ours += (int(fields[11]) + int(fields[12])) / self.hz
+            except (OSError, IndexError, ValueError):
+                pass  # gone: its last figures are lost, counted as others'
+        return time.perf_counter(), busy, steal, ours
+
+    def __call__(self, name):
+        watch = self
+
+        class span:
+            def __enter__(self):
+                self.t = watch.snap()
+
+            def __exit__(self, *exc):
+                t1, b1, s1, o1 = watch.snap()
+                t0, b0, s0, o0 = self.t
+                watch.seen[name] = {"wall_s": round(t1 - t0, 3), "others_cpu_s": round(max(0.0, (b1 - b0) - (o1 - o0)), 2),
+                                    "steal_s": round(s1 - s0, 2)}
+        return span()
+
+
+watch = Watch()
+
+
 def open_get(addr, path, headers=None):
     """GETs http://addr/path on a fresh connection; returns the connection
     and the response, after checking for 200."""
@@ -517,6 +560,7 @@ def bench(args, work):
         say("fungi: leader is node %d; reader is node 6" % fungi.leader["index"])
         say("kubo: daemons A and B (profile test, routing none), B connected to A")
         kubo.start()
+        watch.pids = [n["pid"] for n in fungi.nodes.values() if n.get("pid")] + [p.pid for p in kubo.procs.values()]
 
         big = os.path.join(work, "content")
         say("writing %s of random data" % human(args.size))
@@ -528,14 +572,16 @@ def bench(args, work):
         ka0 = kubo.repo_size("a")
         say("publish: fungi add on node %d" % fungi.leader["index"])
         os.sync()
-        t0 = time.perf_counter()
-        fcid = fungi.add(big)
-        f_add = time.perf_counter() - t0
+        with watch("publish fungi"):
+            t0 = time.perf_counter()
+            fcid = fungi.add(big)
+            f_add = time.perf_counter() - t0
         say("publish: ipfs add on A")
         os.sync()
-        t0 = time.perf_counter()
-        kcid = kubo.add(big)
-        k_add = time.perf_counter() - t0
+        with watch("publish kubo"):
+            t0 = time.perf_counter()
+            kcid = kubo.add(big)
+            k_add = time.perf_counter() - t0
         after, per_node = fungi.repo_stat()
         ka1 = kubo.repo_size("a")
 
@@ -543,9 +589,11 @@ def bench(args, work):
         reader = fungi.env(fungi.reader)
         kb0 = kubo.repo_size("b")
         say("read: fungi cat on node 6 (cold)")
-        f_cat = timed([fungi_bin, "cat", fcid], reader)
+        with watch("read fungi"):
+            f_cat = timed([fungi_bin, "cat", fcid], reader)
         say("read: ipfs cat on B (cold)")
-        k_cat = timed([ipfs_bin, "cat", kcid], kubo.env("b"))
+        with watch("read kubo"):
+            k_cat = timed([ipfs_bin, "cat", kcid], kubo.env("b"))
         kb1 = kubo.repo_size("b")
         r6 = get_json("http://%s/api/v0/repo/stat" % fungi.reader["api"])["data_bytes"] - per_node[6]["data_bytes"]
         say("read: checking bytes (sha256, once per side)")
@@ -583,17 +631,18 @@ def bench(args, work):
         say("first byte: GET each once on node 6's API and on B's gateway")
         os.sync()
         f_ms, k_ms = [], []
-        for i, (sha, fc, kc) in enumerate(objs):
-            sides = [("f", fc), ("k", kc)] if i % 2 == 0 else [("k", kc), ("f", fc)]
-            for side, c in sides:
-                if side == "f":
-                    ms, got = first_byte_ms(fungi.reader["api"], "/api/v0/cat?arg=" + c, MiB)
-                    f_ms.append(ms)
-                else:
-                    ms, got = first_byte_ms(kubo.gateway["b"], "/ipfs/" + c, MiB)
-                    k_ms.append(ms)
-                if got != sha:
-                    raise Failure("first byte: %s %s returned other bytes (sha256 %s, want %s)" % (side, c, got, sha))
+        with watch("first byte (both sides)"):
+            for i, (sha, fc, kc) in enumerate(objs):
+                sides = [("f", fc), ("k", kc)] if i % 2 == 0 else [("k", kc), ("f", fc)]
+                for side, c in sides:
+                    if side == "f":
+                        ms, got = first_byte_ms(fungi.reader["api"], "/api/v0/cat?arg=" + c, MiB)
+                        f_ms.append(ms)
+                    else:
+                        ms, got = first_byte_ms(kubo.gateway["b"], "/ipfs/" + c, MiB)
+                        k_ms.append(ms)
+                    if got != sha:
+                        raise Failure("first byte: %s %s returned other bytes (sha256 %s, want %s)" % (side, c, got, sha))
         out["first_byte"] = {
             "fungi_p50_ms": percentile(f_ms, 50), "fungi_p99_ms": percentile(f_ms, 99),
             "kubo_p50_ms": percentile(k_ms, 50), "kubo_p99_ms": percentile(k_ms, 99),
@@ -614,13 +663,14 @@ def bench(args, work):
         say("gateway first byte: GET /ipfs/CID of each once on node 6's gateway and on B's")
         os.sync()
         f_ms, k_ms = [], []
-        for i, (sha, fc, kc) in enumerate(gobjs):
-            sides = [("f", fc), ("k", kc)] if i % 2 == 0 else [("k", kc), ("f", fc)]
-            for side, c in sides:
-                ms, got = first_byte_ms(gw_f if side == "f" else gw_k, "/ipfs/" + c, MiB)
-                (f_ms if side == "f" else k_ms).append(ms)
-                if got != sha:
-                    raise Failure("gateway first byte: %s %s returned other bytes (sha256 %s, want %s)" % (side, c, got, sha))
+        with watch("gateway first byte (both sides)"):
+            for i, (sha, fc, kc) in enumerate(gobjs):
+                sides = [("f", fc), ("k", kc)] if i % 2 == 0 else [("k", kc), ("f", fc)]
+                for side, c in sides:
+                    ms, got = first_byte_ms(gw_f if side == "f" else gw_k, "/ipfs/" + c, MiB)
+                    (f_ms if side == "f" else k_ms).append(ms)
+                    if got != sha:
+                        raise Failure("gateway first byte: %s %s returned other bytes (sha256 %s, want %s)" % (side, c, got, sha))
         out["gateway_first_byte"] = {
             "fungi_p50_ms": percentile(f_ms, 50), "fungi_p99_ms": percentile(f_ms, 99),
             "kubo_p50_ms": percentile(k_ms, 50), "kubo_p99_ms": percentile(k_ms, 99),
@@ -643,9 +693,11 @@ def bench(args, work):
 
         fr = fresh["sha256"]
         say("gateway file: curl | sha256sum from node 6's gateway (cold)")
-        f_s, fsum, consumer = sha_pipe("http://%s/ipfs/%s" % (gw_f, fr["fungi_cid"]))
+        with watch("gateway file sha256 fungi"):
+            f_s, fsum, consumer = sha_pipe("http://%s/ipfs/%s" % (gw_f, fr["fungi_cid"]))
         say("gateway file: curl | sha256sum from B's gateway (cold)")
-        k_s, ksum, _ = sha_pipe("http://%s/ipfs/%s" % (gw_k, fr["kubo_cid"]))
+        with watch("gateway file sha256 kubo"):
+            k_s, ksum, _ = sha_pipe("http://%s/ipfs/%s" % (gw_k, fr["kubo_cid"]))
         for side, got in (("node 6's gateway", fsum), ("B's gateway", ksum)):
             if got != fr["sha256"]:
                 raise Failure("gateway file: %s | sha256sum on %s: %s, the file's sha256 is %s" % (consumer, side, got, fr["sha256"]))
@@ -655,9 +707,11 @@ def bench(args, work):
 
         fr = fresh["discard"]
         say("gateway file: tuned client, body discarded, from B's gateway (cold)")
-        k_s, kn, _ = get_discard(gw_k, "/ipfs/" + fr["kubo_cid"])
+        with watch("gateway file discard kubo"):
+            k_s, kn, _ = get_discard(gw_k, "/ipfs/" + fr["kubo_cid"])
         say("gateway file: tuned client, body discarded, from node 6's gateway (cold)")
-        f_s, fn, _ = get_discard(gw_f, "/ipfs/" + fr["fungi_cid"])
+        with watch("gateway file discard fungi"):
+            f_s, fn, _ = get_discard(gw_f, "/ipfs/" + fr["fungi_cid"])
         for side, n in (("node 6's gateway", fn), ("B's gateway", kn)):
             if n != args.size:
                 raise Failure("gateway file: %s sent %d bytes, the file has %d" % (side, n, args.size))
@@ -672,14 +726,15 @@ def bench(args, work):
             say("gateway CAR: ?format=car from %s (cold)" % ("node 6's gateway" if side == "fungi" else "B's gateway"))
             path = "/ipfs/%s?format=car" % c
             os.sync()
-            t0 = time.perf_counter()
-            conn, resp = open_get(addr, path, {"Accept": CAR})
-            try:
-                cs = CarStream(resp).run(c)
-                took = time.perf_counter() - t0
-                ctype = resp.getheader("Content-Type", "")
-            finally:
-                conn.close()
+            with watch("gateway car " + side):
+                t0 = time.perf_counter()
+                conn, resp = open_get(addr, path, {"Accept": CAR})
+                try:
+                    cs = CarStream(resp).run(c)
+                    took = time.perf_counter() - t0
+                    ctype = resp.getheader("Content-Type", "")
+                finally:
+                    conn.close()
             if cs.raw_bytes != args.size:
                 raise Failure("gateway CAR from %s: %d bytes of raw blocks, the file has %d" % (side, cs.raw_bytes, args.size))
             say("gateway CAR: checking every block of %s's CAR (a second, warm GET)" % side)
@@ -704,6 +759,7 @@ def bench(args, work):
             "fungi_cid": car["fungi"]["cid"], "kubo_cid": car["kubo"]["cid"], "verified": True}
         out["gateway_car"]["ratio"] = out["gateway_car"]["fungi_mb_s"] / out["gateway_car"]["kubo_mb_s"]
         out["load"]["end"] = os.getloadavg()
+        out["others_cpu"] = watch.seen
         return out
     finally:
         # a second Ctrl-C must not cut the cleanup short
@@ -765,6 +821,13 @@ def render(d):
         met = ratio >= float(want) if op == ">=" else ratio <= float(want)
         verdicts.append("%s %.2f (%s %s): %s" % (label, ratio, op, want, "met" if met else "**missed**"))
     lines += ["", "Targets, fungi/kubo: " + "; ".join(verdicts) + "."]
+    if d.get("others_cpu"):
+        ncpu = d["machine"]["nproc"] or 1
+        share = sorted(((v["others_cpu_s"] / (v["wall_s"] * ncpu) if v["wall_s"] else 0, k, v) for k, v in d["others_cpu"].items()), reverse=True)
+        busy = ["%s %.0f%%" % (k, 100 * x) for x, k, _ in share if x >= 0.05]
+        lines.insert(3, "- CPU taken by other processes during the timed measures (share of the %d cores): %s; steal %.2f s in all" % (
+            ncpu, "at most %.0f%% (%s)%s" % (100 * share[0][0], share[0][1], "; over 5%: " + ", ".join(busy) if busy else "") if share else "?",
+            sum(v["steal_s"] for v in d["others_cpu"].values())))
     if "load" in d and "end" in d["load"]:
         lines.insert(3, "- load average (1, 5, 15 min): %s at the start, %s at the end" % (
             ", ".join("%.2f" % x for x in d["load"]["start"]), ", ".join("%.2f" % x for x in d["load"]["end"])))
