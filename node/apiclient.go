@@ -136,21 +136,37 @@ func streamErr(resp *http.Response) error {
 // midway, is sent again (up to three times, a few seconds apart): adds are
 // idempotent, the same content gives the same fragments and CID.
 func (a *APIClient) Add(ctx context.Context, path string, o AddOptions) (*AddResult, error) {
+	return resend(ctx, o.Progress, func(progress func(int64)) (*AddResult, error) {
+		oo := o
+		oo.Progress = progress
+		return a.addOnce(ctx, path, oo)
+	})
+}
+
+// resend calls once, and calls it again (up to three times in all, a few
+// seconds apart) while it fails for leaderTrouble. progress (nil: none)
+// hears what each attempt reports, and is wound back by what an attempt
+// had reported before the next starts. An attempt whose input cannot be
+// read again (errNoResend) ends it with the previous attempt's error.
+func resend[T any](ctx context.Context, progress func(int64), once func(progress func(int64)) (*T, error)) (*T, error) {
+	var last error
 	for attempt := 1; ; attempt++ {
 		var sent int64
-		oo := o
-		oo.Progress = func(n int64) {
+		res, err := once(func(n int64) {
 			sent += n
-			if o.Progress != nil {
-				o.Progress(n)
+			if progress != nil {
+				progress(n)
 			}
+		})
+		if errors.Is(err, errNoResend) && last != nil {
+			return nil, last
 		}
-		res, err := a.addOnce(ctx, path, oo)
 		if err == nil || attempt == 3 || !leaderTrouble(err) {
 			return res, err
 		}
-		if o.Progress != nil {
-			o.Progress(-sent) // starting over
+		last = err
+		if progress != nil {
+			progress(-sent) // starting over
 		}
 		select {
 		case <-ctx.Done():
@@ -160,8 +176,8 @@ func (a *APIClient) Add(ctx context.Context, path string, o AddOptions) (*AddRes
 	}
 }
 
-// leaderTrouble: an add failed because the cluster had no leader or lost
-// it, or a storage node failed midway; a retry may succeed.
+// leaderTrouble: an add or import failed because the cluster had no
+// leader or lost it, or a storage node failed midway; a retry may succeed.
 func leaderTrouble(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, ErrLeaderLost.Error()) || strings.Contains(s, "no leader") ||
@@ -258,28 +274,18 @@ func (t trailerCheck) Close() error { return t.resp.Body.Close() }
 
 // Stat reports how an object is stored.
 func (a *APIClient) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) {
-	resp, err := a.call(ctx, "GET", "stat", url.Values{"arg": {c.String()}, "verify": {strconv.FormatBool(verify)}}, nil, "")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	var st Stat
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return nil, fmt.Errorf("daemon: bad stat reply: %v", err)
+	if err := a.doJSON(ctx, "GET", "stat", url.Values{"arg": {c.String()}, "verify": {strconv.FormatBool(verify)}}, &st); err != nil {
+		return nil, err
 	}
 	return &st, nil
 }
 
 // Ls lists a directory.
 func (a *APIClient) Ls(ctx context.Context, c cid.Cid) ([]Entry, error) {
-	resp, err := a.call(ctx, "GET", "ls", url.Values{"arg": {c.String()}}, nil, "")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	var ents []Entry
-	if err := json.NewDecoder(resp.Body).Decode(&ents); err != nil {
-		return nil, fmt.Errorf("daemon: bad ls reply: %v", err)
+	if err := a.doJSON(ctx, "GET", "ls", url.Values{"arg": {c.String()}}, &ents); err != nil {
+		return nil, err
 	}
 	return ents, nil
 }
@@ -366,7 +372,13 @@ func (a *APIClient) getJSON(ctx context.Context, path string, out any) error {
 }
 
 func (a *APIClient) doJSON(ctx context.Context, method, path string, q url.Values, out any) error {
-	resp, err := a.call(ctx, method, path, q, nil, "")
+	return a.sendJSON(ctx, method, path, q, nil, "", out)
+}
+
+// sendJSON makes a request with body (of type ctype) and decodes its JSON
+// reply into out.
+func (a *APIClient) sendJSON(ctx context.Context, method, path string, q url.Values, body io.Reader, ctype string, out any) error {
+	resp, err := a.call(ctx, method, path, q, body, ctype)
 	if err != nil {
 		return err
 	}

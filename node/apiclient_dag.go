@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -25,33 +24,11 @@ import (
 // again (up to three times, a few seconds apart) when its inputs can be
 // read again: imports are idempotent.
 func (a *APIClient) ImportFiles(ctx context.Context, cars []CARInput, o DAGImportOptions) (*DAGImportResult, error) {
-	var last error
-	for attempt := 1; ; attempt++ {
-		var sent int64
+	return resend(ctx, o.Progress, func(progress func(int64)) (*DAGImportResult, error) {
 		oo := o
-		oo.Progress = func(n int64) {
-			sent += n
-			if o.Progress != nil {
-				o.Progress(n)
-			}
-		}
-		res, err := a.importOnce(ctx, cars, oo)
-		if errors.Is(err, errNoResend) && last != nil {
-			return nil, last
-		}
-		if err == nil || attempt == 3 || !leaderTrouble(err) {
-			return res, err
-		}
-		last = err
-		if o.Progress != nil {
-			o.Progress(-sent) // starting over
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(time.Duration(attempt) * 1500 * time.Millisecond):
-		}
-	}
+		oo.Progress = progress
+		return a.importOnce(ctx, cars, oo)
+	})
 }
 
 func (a *APIClient) importOnce(ctx context.Context, cars []CARInput, o DAGImportOptions) (*DAGImportResult, error) {
@@ -187,12 +164,8 @@ func (a *APIClient) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, erro
 // BlockSize returns the size of one block (Kubo's block stat).
 func (a *APIClient) BlockSize(ctx context.Context, c cid.Cid) (int, error) {
 	var st BlockStatOutput
-	if err := a.getJSONQ(ctx, "block/stat", url.Values{"arg": {c.String()}}, &st); err != nil {
+	if err := a.doJSON(ctx, "GET", "block/stat", url.Values{"arg": {c.String()}}, &st); err != nil {
 		return 0, err
 	}
 	return st.Size, nil
-}
-
-func (a *APIClient) getJSONQ(ctx context.Context, path string, q url.Values, out any) error {
-	return a.doJSON(ctx, "GET", path, q, out)
 }

@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -19,14 +18,9 @@ func (a *APIClient) RoutingPut(ctx context.Context, key string, record []byte, a
 	if allowOffline {
 		q.Set("allow-offline", "true")
 	}
-	resp, err := a.call(ctx, "POST", "routing/put", q, bytes.NewReader(record), ipnsRecordType)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	var res IPNSPutResult
-	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		return nil, fmt.Errorf("daemon: bad routing/put reply: %v", err)
+	if err := a.sendJSON(ctx, "POST", "routing/put", q, bytes.NewReader(record), ipnsRecordType, &res); err != nil {
+		return nil, err
 	}
 	return &res, nil
 }
