@@ -445,7 +445,9 @@ func cloneInto(dst any, src Config) error {
 }
 
 // readConfigFile reads the repo's config without validating it, so that
-// `fungi config` can still read and repair a config that is invalid.
+// `fungi config` can still read and repair a config that is invalid
+// (readConfig validates). Unknown fields are refused: a misspelt setting
+// must not be silently ignored.
 func readConfigFile(path string) (Config, error) {
 	b, err := os.ReadFile(filepath.Join(path, configFile))
 	if errors.Is(err, os.ErrNotExist) {

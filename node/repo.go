@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -291,18 +290,9 @@ func (r *Repo) log() *slog.Logger { return r.logger }
 
 // readConfig reads and checks the repo's config file.
 func readConfig(path string) (Config, error) {
-	b, err := os.ReadFile(filepath.Join(path, configFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return Config{}, fmt.Errorf("%s: %w", path, ErrNoRepo)
-	}
+	cfg, err := readConfigFile(path)
 	if err != nil {
 		return Config{}, err
-	}
-	cfg := DefaultConfig()
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields() // a misspelt setting must not be silently ignored
-	if err := dec.Decode(&cfg); err != nil {
-		return Config{}, fmt.Errorf("%s: %v", filepath.Join(path, configFile), err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", filepath.Join(path, configFile), err)
