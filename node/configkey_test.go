@@ -227,11 +227,39 @@ func TestSetConfigValue(t *testing.T) {
 	if after, _ := os.ReadFile(filepath.Join(dir, configFile)); !bytes.Equal(before, after) {
 		t.Fatal("a refused set changed the file")
 	}
-	if _, err := os.Stat(filepath.Join(dir, configFile+".tmp")); err == nil {
-		t.Fatal("a temporary file was left behind")
+	if tmp, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(tmp) > 0 {
+		t.Fatalf("temporary files left behind: %v", tmp)
 	}
 	if _, err := GetConfigValue(t.TempDir(), "gateway.listen"); !errors.Is(err, ErrNoRepo) {
 		t.Fatalf("no repo: %v", err)
+	}
+}
+
+// Concurrent writers of one file (two `fungi config` runs, or one beside
+// the daemon's own save) each write a temporary file of their own: all
+// succeed, the file is one writer's whole content, and nothing is left.
+func TestWriteFileAtomicConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, configFile)
+	const writers = 8
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() { errs <- writeFileAtomic(path, bytes.Repeat([]byte{'a' + byte(i)}, 64<<10), 0o644) }()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) != 64<<10 || !bytes.Equal(b, bytes.Repeat(b[:1], len(b))) {
+		t.Fatalf("the file is not one writer's: %d bytes, %v", len(b), err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("mode %v, %v", fi.Mode(), err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("%d files in the directory; want only the config", len(ents))
 	}
 }
 
