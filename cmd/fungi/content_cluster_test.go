@@ -66,10 +66,35 @@ type fungiOut struct {
 // the result.
 func (c *cluster) fungiOn(i int, stdout io.Writer, args ...string) fungiOut {
 	c.t.Helper()
+	return fungiIn(c.t, c.repo(i), nil, stdout, args...)
+}
+
+// fungiStdin runs fungi on node i (0: no repo) with stdin.
+func (c *cluster) fungiStdin(i int, stdin []byte, args ...string) fungiOut {
+	c.t.Helper()
+	return fungiIn(c.t, c.repo(i), stdin, nil, args...)
+}
+
+// repo is node i's repo ("" for 0: none).
+func (c *cluster) repo(i int) string {
+	if i == 0 {
+		return ""
+	}
+	return c.path(i)
+}
+
+// fungiIn runs fungi on the repo at path ("": FUNGI_PATH as the test's
+// environment has it) with stdin (nil: none). A non-nil stdout receives
+// the output instead of the result. A fungi that cannot start is fatal.
+func fungiIn(t testing.TB, path string, stdin []byte, stdout io.Writer, args ...string) fungiOut {
+	t.Helper()
 	cmd := exec.Command(fungiBin, args...)
 	cmd.Env = os.Environ()
-	if i > 0 {
-		cmd.Env = append(cmd.Env, "FUNGI_PATH="+c.path(i))
+	if path != "" {
+		cmd.Env = append(cmd.Env, "FUNGI_PATH="+path)
+	}
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
 	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -81,7 +106,7 @@ func (c *cluster) fungiOn(i int, stdout io.Writer, args ...string) fungiOut {
 	if ee, ok := err.(*exec.ExitError); ok {
 		res.code = ee.ExitCode()
 	} else if err != nil {
-		c.t.Fatalf("fungi %v: %v", args, err)
+		t.Fatalf("fungi %v: %v", args, err)
 	}
 	return res
 }

@@ -71,24 +71,6 @@ func (k *kubo) export(c string) (string, []byte) {
 	return path, b
 }
 
-// fungiStdin runs fungi on node i with stdin.
-func (c *cluster) fungiStdin(i int, stdin []byte, args ...string) fungiOut {
-	c.t.Helper()
-	cmd := exec.Command(fungiBin, args...)
-	cmd.Env = append(os.Environ(), "FUNGI_PATH="+c.path(i))
-	cmd.Stdin = bytes.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	res := fungiOut{stdout: out.String(), stderr: errb.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		res.code = ee.ExitCode()
-	} else if err != nil {
-		c.t.Fatalf("fungi %v: %v", args, err)
-	}
-	return res
-}
-
 // exportOn runs fungi dag export on node i and returns the CAR.
 func (c *cluster) exportOn(i int, root string) []byte {
 	c.t.Helper()

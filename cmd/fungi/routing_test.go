@@ -74,27 +74,6 @@ func writeRecord(t testing.TB, b []byte) string {
 	return f.Name()
 }
 
-// routingIn runs fungi on node i (0: no repo) with stdin.
-func (c *cluster) routingIn(i int, stdin []byte, args ...string) fungiOut {
-	c.t.Helper()
-	cmd := exec.Command(fungiBin, args...)
-	cmd.Env = os.Environ()
-	if i > 0 {
-		cmd.Env = append(cmd.Env, "FUNGI_PATH="+c.path(i))
-	}
-	cmd.Stdin = bytes.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	res := fungiOut{stdout: out.String(), stderr: errb.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		res.code = ee.ExitCode()
-	} else if err != nil {
-		c.t.Fatalf("fungi %v: %v", args, err)
-	}
-	return res
-}
-
 // routingGet is `fungi routing get` on node i; failing is fatal.
 func (c *cluster) routingGet(i int, key string) []byte {
 	c.t.Helper()
@@ -146,7 +125,7 @@ func TestRoutingPutGet(t *testing.T) {
 
 	// a higher sequence, from stdin on another node, replaces it everywhere
 	_, r6 := k.record(t, ipnsCID2, 6, eol.Add(-time.Minute))
-	if r := c.routingIn(2, r6, "routing", "put", k.key(), "-"); r.code != 0 || strings.TrimSpace(r.stdout) != peerID {
+	if r := c.fungiStdin(2, r6, "routing", "put", k.key(), "-"); r.code != 0 || strings.TrimSpace(r.stdout) != peerID {
 		t.Fatalf("put from stdin: exit %d: %s%s", r.code, r.stdout, r.stderr)
 	}
 	for _, i := range []int{1, 3} {
@@ -326,28 +305,14 @@ func TestRoutingOffline(t *testing.T) {
 
 	// no daemon on the repo: one line saying one is needed
 	repo := filepath.Join(t.TempDir(), "repo")
-	for _, args := range [][]string{
-		{"init", "--listen", "/ip4/127.0.0.1/tcp/0"},
-	} {
-		cmd := exec.Command(fungiBin, args...)
-		cmd.Env = append(os.Environ(), "FUNGI_PATH="+repo)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("fungi %v: %v\n%s", args, err, out)
-		}
+	if r := fungiIn(t, repo, nil, nil, "init", "--listen", "/ip4/127.0.0.1/tcp/0"); r.code != 0 {
+		t.Fatalf("fungi init: exit %d: %s", r.code, r.stderr)
 	}
 	for _, args := range [][]string{
 		{"routing", "put", "--allow-offline", k.key(), f},
 		{"routing", "get", k.key()},
 	} {
-		cmd := exec.Command(fungiBin, args...)
-		cmd.Env = append(os.Environ(), "FUNGI_PATH="+repo)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		r := fungiOut{stdout: out.String(), stderr: errb.String()}
-		if ee, ok := err.(*exec.ExitError); ok {
-			r.code = ee.ExitCode()
-		}
+		r := fungiIn(t, repo, nil, nil, args...)
 		oneLineError(t, strings.Join(args[:2], " ")+" without a daemon", r, "needs a running daemon")
 	}
 }
