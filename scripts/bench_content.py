@@ -171,9 +171,10 @@ def get_json(url, method="GET"):
 class Watch:
     """CPU time the rest of the machine takes while a measure runs: the
     machine's user+system time (/proc/stat) less that of this script, its
-    waited-for children (curl, sha256sum, fungi and ipfs commands) and the
-    daemons of both sides. Interrupt and steal time are left out of the
-    first and kept apart (steal: the hypervisor's)."""
+    waited-for children (curl, sha256sum, fungi and ipfs commands), the
+    daemons of both sides and the kernel's threads (kept apart: mostly the
+    writeback of what the daemons wrote). Interrupt time is left out, and
+    steal time (the hypervisor's) kept apart."""
 
     def __init__(self):
         self.pids, self.seen = [], {}
@@ -183,15 +184,22 @@ class Watch:
         with open("/proc/stat") as f:
             v = [int(x) for x in f.readline().split()[1:]]
         busy, steal = (v[0] + v[1] + v[2]) / self.hz, (v[7] if len(v) > 7 else 0) / self.hz
-        ours = sum(os.times()[:4])
-        for pid in self.pids:
+        ours, kernel = sum(os.times()[:4]), 0.0
+        mine = set(self.pids)
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
             try:
-                with open("/proc/%d/stat" % pid) as f:
+                with open("/proc/%s/stat" % pid) as f:
                     fields = f.read().rsplit(")", 1)[1].split()
-                ours += (int(fields[11]) + int(fields[12])) / self.hz
-            except (OSError, IndexError, ValueError):
-                pass  # gone: its last figures are lost, counted as others'
-        return time.perf_counter(), busy, steal, ours
+            except OSError:
+                continue  # gone: its last figures are lost, counted as others'
+            cpu = (int(fields[11]) + int(fields[12])) / self.hz
+            if int(pid) in mine:
+                ours += cpu
+            elif fields[1] == "2" or pid == "2":  # kthreadd's children
+                kernel += cpu
+        return time.perf_counter(), busy, steal, ours, kernel
 
     def __call__(self, name):
         watch = self
@@ -201,10 +209,11 @@ class Watch:
                 self.t = watch.snap()
 
             def __exit__(self, *exc):
-                t1, b1, s1, o1 = watch.snap()
-                t0, b0, s0, o0 = self.t
-                watch.seen[name] = {"wall_s": round(t1 - t0, 3), "others_cpu_s": round(max(0.0, (b1 - b0) - (o1 - o0)), 2),
-                                    "steal_s": round(s1 - s0, 2)}
+                t1, b1, s1, o1, k1 = watch.snap()
+                t0, b0, s0, o0, k0 = self.t
+                watch.seen[name] = {"wall_s": round(t1 - t0, 3),
+                                    "others_cpu_s": round(max(0.0, (b1 - b0) - (o1 - o0) - (k1 - k0)), 2),
+                                    "kernel_threads_cpu_s": round(k1 - k0, 2), "steal_s": round(s1 - s0, 2)}
         return span()
 
 
@@ -825,9 +834,9 @@ def render(d):
         ncpu = d["machine"]["nproc"] or 1
         share = sorted(((v["others_cpu_s"] / (v["wall_s"] * ncpu) if v["wall_s"] else 0, k, v) for k, v in d["others_cpu"].items()), reverse=True)
         busy = ["%s %.0f%%" % (k, 100 * x) for x, k, _ in share if x >= 0.05]
-        lines.insert(3, "- CPU taken by other processes during the timed measures (share of the %d cores): %s; steal %.2f s in all" % (
+        lines.insert(3, "- CPU taken by other processes during the timed measures (share of the %d cores): %s; kernel threads %.1f s, steal %.2f s in all" % (
             ncpu, "at most %.0f%% (%s)%s" % (100 * share[0][0], share[0][1], "; over 5%: " + ", ".join(busy) if busy else "") if share else "?",
-            sum(v["steal_s"] for v in d["others_cpu"].values())))
+            sum(v.get("kernel_threads_cpu_s", 0) for v in d["others_cpu"].values()), sum(v["steal_s"] for v in d["others_cpu"].values())))
     if "load" in d and "end" in d["load"]:
         lines.insert(3, "- load average (1, 5, 15 min): %s at the start, %s at the end" % (
             ", ".join("%.2f" % x for x in d["load"]["start"]), ", ".join("%.2f" % x for x in d["load"]["end"])))
