@@ -9,15 +9,11 @@ import (
 )
 
 func runBlock(args []string) error {
-	const usage = "usage: fungi block get CID > block | fungi block stat [--json] CID"
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(os.Stderr, usage+"\n\n"+
-			"get:  write one block's bytes (any codec) to stdout, verified against its CID.\n"+
-			"stat: print its CID and size, as Kubo's ipfs block stat.")
-		if len(args) == 0 {
-			return usagef("name a block command (get, stat)")
-		}
-		return nil
+	const help = "usage: fungi block get CID > block | fungi block stat [--json] CID\n\n" +
+		"get:  write one block's bytes (any codec) to stdout, verified against its CID.\n" +
+		"stat: print its CID and size, as Kubo's ipfs block stat.\n"
+	if done, err := groupHelp(args, "block", "get, stat", help); done {
+		return err
 	}
 	sub, args := args[0], args[1:]
 	if sub != "get" && sub != "stat" {

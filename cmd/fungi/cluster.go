@@ -48,12 +48,8 @@ func runID(args []string) error {
 
 func runCluster(args []string) error {
 	const subs = "status, peers, join, leave"
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(os.Stderr, clusterUsage)
-		if len(args) == 0 {
-			return usagef("name a cluster command (%s)", subs)
-		}
-		return nil
+	if done, err := groupHelp(args, "cluster", subs, clusterUsage); done {
+		return err
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("fungi cluster " + sub)
@@ -181,12 +177,8 @@ func printStatus(st *node.ClusterStatus) {
 }
 
 func runPin(args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(os.Stderr, "usage: fungi pin add|rm CID... | fungi pin ls [--json]\n")
-		if len(args) == 0 {
-			return usagef("name a pin command (add, rm, ls)")
-		}
-		return nil
+	if done, err := groupHelp(args, "pin", "add, rm, ls", "usage: fungi pin add|rm CID... | fungi pin ls [--json]\n"); done {
+		return err
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("fungi pin " + sub)

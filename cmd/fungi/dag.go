@@ -10,17 +10,13 @@ import (
 )
 
 func runDag(args []string) error {
-	const usage = "usage: fungi dag import [--pin-roots=true|false] [--stats] [-q] FILE.car... | fungi dag export CID > out.car"
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(os.Stderr, usage+"\n\n"+
-			"import: store every block of the CAR files (CARv1 or CARv2, '-' for stdin) in\n"+
-			"        the cluster, whatever their codec, as one import: all of it or nothing.\n"+
-			"        The roots of the CAR headers are pinned unless --pin-roots=false.\n"+
-			"export: write the DAG under CID as a CARv1, as Kubo's ipfs dag export.")
-		if len(args) == 0 {
-			return usagef("name a dag command (import, export)")
-		}
-		return nil
+	const help = "usage: fungi dag import [--pin-roots=true|false] [--stats] [-q] FILE.car... | fungi dag export CID > out.car\n\n" +
+		"import: store every block of the CAR files (CARv1 or CARv2, '-' for stdin) in\n" +
+		"        the cluster, whatever their codec, as one import: all of it or nothing.\n" +
+		"        The roots of the CAR headers are pinned unless --pin-roots=false.\n" +
+		"export: write the DAG under CID as a CARv1, as Kubo's ipfs dag export.\n"
+	if done, err := groupHelp(args, "dag", "import, export", help); done {
+		return err
 	}
 	switch sub := args[0]; sub {
 	case "import":

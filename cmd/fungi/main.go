@@ -90,6 +90,21 @@ func run() int {
 	return 2
 }
 
+// groupHelp answers a command group (fungi cluster, dag, ...) called with
+// no command, or -h/--help: help goes to stderr and, with no command, the
+// error is a usage error naming the group's commands (subs). done reports
+// whether it answered.
+func groupHelp(args []string, group, subs, help string) (done bool, err error) {
+	if len(args) > 0 && args[0] != "-h" && args[0] != "--help" {
+		return false, nil
+	}
+	fmt.Fprint(os.Stderr, help)
+	if len(args) == 0 {
+		return true, usagef("name a %s command (%s)", group, subs)
+	}
+	return true, nil
+}
+
 // usageError marks bad command-line input (exit status 2).
 type usageError struct{ msg string }
 

@@ -10,17 +10,13 @@ import (
 )
 
 func runRepo(args []string) error {
-	const usage = "usage: fungi repo stat [--json] | fungi repo gc [--min-age D] [--json]"
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(os.Stderr, usage+"\n\n"+
-			"stat: what this node's ZDB holds (fragments, bytes).\n"+
-			"gc:   delete this node's orphan fragments (no object in the cluster uses\n"+
-			"      them: left by a failed add) older than --min-age (default: the\n"+
-			"      config's cluster.orphan_age, 1h). The daemon also does this by itself.")
-		if len(args) == 0 {
-			return usagef("name a repo command (stat, gc)")
-		}
-		return nil
+	const help = "usage: fungi repo stat [--json] | fungi repo gc [--min-age D] [--json]\n\n" +
+		"stat: what this node's ZDB holds (fragments, bytes).\n" +
+		"gc:   delete this node's orphan fragments (no object in the cluster uses\n" +
+		"      them: left by a failed add) older than --min-age (default: the\n" +
+		"      config's cluster.orphan_age, 1h). The daemon also does this by itself.\n"
+	if done, err := groupHelp(args, "repo", "stat, gc", help); done {
+		return err
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("fungi repo " + sub)

@@ -42,12 +42,8 @@ flags:
 `
 
 func runRouting(args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(os.Stderr, routingUsage)
-		if len(args) == 0 {
-			return usagef("name a routing command (put, get)")
-		}
-		return nil
+	if done, err := groupHelp(args, "routing", "put, get", routingUsage); done {
+		return err
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("fungi routing " + sub)
