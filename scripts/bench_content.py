@@ -184,7 +184,7 @@ class Watch:
         with open("/proc/stat") as f:
             v = [int(x) for x in f.readline().split()[1:]]
         busy, steal = (v[0] + v[1] + v[2]) / self.hz, (v[7] if len(v) > 7 else 0) / self.hz
-        ours, kernel = sum(os.times()[:4]), 0.0
+        ours, kernel = sum(os.times()[:4]), {}
         mine = set(self.pids)
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -198,7 +198,7 @@ class Watch:
             if int(pid) in mine:
                 ours += cpu
             elif fields[1] == "2" or pid == "2":  # kthreadd's children
-                kernel += cpu
+                kernel[pid] = cpu
         return time.perf_counter(), busy, steal, ours, kernel
 
     def __call__(self, name):
@@ -211,9 +211,11 @@ class Watch:
             def __exit__(self, *exc):
                 t1, b1, s1, o1, k1 = watch.snap()
                 t0, b0, s0, o0, k0 = self.t
+                # kernel threads come and go: those that ended are lost
+                kernel = sum(v - k0.get(pid, 0) for pid, v in k1.items())
                 watch.seen[name] = {"wall_s": round(t1 - t0, 3),
-                                    "others_cpu_s": round(max(0.0, (b1 - b0) - (o1 - o0) - (k1 - k0)), 2),
-                                    "kernel_threads_cpu_s": round(k1 - k0, 2), "steal_s": round(s1 - s0, 2)}
+                                    "others_cpu_s": round(max(0.0, (b1 - b0) - (o1 - o0) - kernel), 2),
+                                    "kernel_threads_cpu_s": round(kernel, 2), "steal_s": round(s1 - s0, 2)}
         return span()
 
 
