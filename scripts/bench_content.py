@@ -837,7 +837,8 @@ def render(d):
         share = sorted(((v["others_cpu_s"] / (v["wall_s"] * ncpu) if v["wall_s"] else 0, k, v) for k, v in d["others_cpu"].items()), reverse=True)
         busy = ["%s %.0f%%" % (k, 100 * x) for x, k, _ in share if x >= 0.05]
         lines.insert(3, "- CPU taken by other processes during the timed measures (share of the %d cores): %s; kernel threads %.1f s, steal %.2f s in all" % (
-            ncpu, "at most %.0f%% (%s)%s" % (100 * share[0][0], share[0][1], "; over 5%: " + ", ".join(busy) if busy else "") if share else "?",
+            ncpu, "under 1% in every one" if share and share[0][0] < 0.01 else
+            "at most %.0f%% (%s)%s" % (100 * share[0][0], share[0][1], "; over 5%: " + ", ".join(busy) if busy else "") if share else "?",
             sum(v.get("kernel_threads_cpu_s", 0) for v in d["others_cpu"].values()), sum(v["steal_s"] for v in d["others_cpu"].values())))
     if "load" in d and "end" in d["load"]:
         lines.insert(3, "- load average (1, 5, 15 min): %s at the start, %s at the end" % (
