@@ -40,6 +40,9 @@ type blockSource struct {
 
 	objects *lru.Cache[cid.Cid, *blockObject]
 	cache   *fungi.BlockCache
+
+	flightMu sync.Mutex
+	flights  map[cid.Cid]*flight
 }
 
 // blockObject is a decoded manifest with its reader.
@@ -215,11 +218,53 @@ func (r *Repo) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	if b, ok := o.m.Nodes[c]; ok {
 		return b, nil
 	}
-	data, err := o.rd.Block(ctx, c)
+	data, err := s.leaf(ctx, o, c)
 	if err != nil {
 		return nil, err
 	}
 	return blocks.NewBlockWithCid(data, c)
+}
+
+// flight is one leaf being fetched; others asking for it wait.
+type flight struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+// leaf reads a dispersed block through o's reader, once however many ask
+// at the same time (a read-ahead and the read it runs ahead of).
+func (s *blockSource) leaf(ctx context.Context, o *blockObject, c cid.Cid) ([]byte, error) {
+	for {
+		s.flightMu.Lock()
+		f, waiting := s.flights[c]
+		if !waiting {
+			f = &flight{done: make(chan struct{})}
+			if s.flights == nil {
+				s.flights = map[cid.Cid]*flight{}
+			}
+			s.flights[c] = f
+		}
+		s.flightMu.Unlock()
+		if !waiting {
+			f.data, f.err = o.rd.Block(ctx, c)
+			s.flightMu.Lock()
+			delete(s.flights, c)
+			s.flightMu.Unlock()
+			close(f.done)
+			return f.data, f.err
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		// the one who fetched gave up (its request ended): fetch ourselves
+		if errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded) {
+			continue
+		}
+		return f.data, f.err
+	}
 }
 
 // GetBlocks fetches blocks in parallel and delivers each as it is ready, in
