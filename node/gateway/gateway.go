@@ -318,7 +318,14 @@ var errReadOnly = errors.New("gateway: read-only")
 type fetcher struct{ b Blocks }
 
 func (f fetcher) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	ra := readAheadOf(ctx)
+	if ra != nil {
+		ra.reached(ctx, c)
+	}
 	blk, err := f.b.GetBlock(ctx, c)
+	if ra != nil && err == nil {
+		ra.got(ctx, blk)
+	}
 	return blk, statusError(err)
 }
 
