@@ -501,6 +501,21 @@ func clusterStatus(api string) (*node.ClusterStatus, error) {
 	return &cs, json.NewDecoder(resp.Body).Decode(&cs)
 }
 
+// gatewayAddr asks a node where its gateway listens ("" if it cannot
+// tell).
+func gatewayAddr(api string) string {
+	resp, err := probe.Get("http://" + api + "/api/v0/id")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var id node.ID
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&id) != nil {
+		return ""
+	}
+	return id.Gateway
+}
+
 // alive reports whether the recorded process still runs.
 func alive(pid int) bool {
 	if pid <= 0 {
@@ -555,6 +570,11 @@ func Status(dir string) ([]NodeStatus, error) {
 				switch cs.Role {
 				case "leader", "voter", "nonvoter":
 					ns.Role = cs.Role
+				}
+				// the node knows the port it bound ("--set
+				// gateway.listen=127.0.0.1:0" records port 0)
+				if gw := gatewayAddr(n.API); gw != "" {
+					ns.Gateway = gw
 				}
 			}
 		}
