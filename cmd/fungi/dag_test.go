@@ -228,6 +228,28 @@ func TestDAGKubo(t *testing.T) {
 				t.Errorf("gateway CAR of %s: %d blocks, Kubo's export %d", tc.root, len(got), len(want))
 			}
 		}
+		// the codec formats of a dag-cbor block: the block itself, its
+		// dag-json rendering, and a path through it into the raw block
+		cbBlock := k.run(nil, "block", "get", cb)
+		resp, body := fetch(t, "GET", gw+"/ipfs/"+cb+"?format=dag-cbor")
+		wantStatus(t, "dag-cbor", resp, body, 200)
+		if !bytes.Equal(body, cbBlock) || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/vnd.ipld.dag-cbor") {
+			t.Errorf("?format=dag-cbor: %s, %d bytes (block %d)", resp.Header.Get("Content-Type"), len(body), len(cbBlock))
+		}
+		// no codec conversion (IPIP-524, Kubo 0.43's default): 406
+		resp, body = fetch(t, "GET", gw+"/ipfs/"+cb, "Accept: application/vnd.ipld.dag-json")
+		wantStatus(t, "dag-json of a dag-cbor block", resp, body, 406)
+		// a path through the dag-cbor node into the raw block it links
+		resp, body = fetch(t, "GET", gw+"/ipfs/"+cb+"/raw/0")
+		wantStatus(t, "path through dag-cbor", resp, body, 200)
+		if string(body) != "a raw block" {
+			t.Errorf("path through dag-cbor: %q", body)
+		}
+		resp, body = fetch(t, "GET", gw+"/ipfs/"+js+"?format=dag-json")
+		wantStatus(t, "dag-json", resp, body, 200)
+		if want := k.run(nil, "block", "get", js); !bytes.Equal(body, want) {
+			t.Errorf("?format=dag-json of a dag-json block: %q, want %q", body, want)
+		}
 	})
 
 	t.Run("block get and stat as Kubo", func(t *testing.T) {

@@ -98,7 +98,14 @@ func TestGateway(t *testing.T) {
 	key := newIPNSKey(t)
 	t.Setenv("IPFS_NS_MAP", "site.fungi.example:/ipfs/"+strings.TrimSpace(string(hash))+
 		",named.fungi.example:"+key.key())
-	c := upCluster(t, 5, func(i int, cfg *node.Config) { cfg.Coding = "4/2" })
+	c := upCluster(t, 5, func(i int, cfg *node.Config) {
+		cfg.Coding = "4/2"
+		// a public subdomain gateway with inline DNSLink, as Kubo's
+		// Gateway.PublicGateways
+		cfg.Gateway.PublicGateways = map[string]*node.PublicGateway{
+			"gw.fungi.example": {Paths: []string{"/ipfs", "/ipns"}, UseSubdomains: true, InlineDNSLink: true},
+		}
+	})
 	root := c.addBoth(1, tree)
 	gw := c.gatewayOf(5)
 	if st := c.st.Nodes[4].Gateway; "http://"+st != gw {
@@ -237,6 +244,36 @@ func TestGateway(t *testing.T) {
 	wantStatus(t, "path on localhost", resp, body, http.StatusMovedPermanently)
 	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, "http://"+sub+":") {
 		t.Fatalf("path on localhost: redirected to %q, want %s", loc, sub)
+	}
+
+	// the public gateway hostname: subdomains, path redirects, inline
+	// DNSLink (site.fungi.example as one label)
+	resp, body = fetch(t, "GET", gw+"/hello.txt", "Host: "+rc.String()+".ipfs.gw.fungi.example")
+	wantStatus(t, "public subdomain", resp, body, 200)
+	if string(body) != "hello gateway\n" {
+		t.Fatalf("public subdomain: %q", body)
+	}
+	resp, body = fetch(t, "GET", gw+"/ipfs/"+root+"/hello.txt", "Host: gw.fungi.example")
+	wantStatus(t, "public path", resp, body, http.StatusMovedPermanently)
+	if loc := resp.Header.Get("Location"); loc != "http://"+rc.String()+".ipfs.gw.fungi.example/hello.txt" {
+		t.Fatalf("public path: redirected to %q", loc)
+	}
+	resp, body = fetch(t, "GET", gw+"/hello.txt", "Host: site-fungi-example.ipns.gw.fungi.example")
+	wantStatus(t, "inline dnslink", resp, body, 200)
+	if string(body) != "hello gateway\n" {
+		t.Fatalf("inline dnslink: %q", body)
+	}
+
+	// CAR parameters: version, order and duplicates as asked
+	resp, body = fetch(t, "GET", gw+"/ipfs/"+root+"?format=car&car-version=1&car-order=dfs&car-dups=y")
+	wantStatus(t, "car params", resp, body, 200)
+	if ct := resp.Header.Get("Content-Type"); !strings.Contains(ct, "dups=y") || !strings.Contains(ct, "order=dfs") {
+		t.Errorf("car params: Content-Type %q", ct)
+	}
+	carBlocks(t, body, root)
+	resp, body = fetch(t, "GET", gw+"/ipfs/"+root, "Accept: application/vnd.ipld.car; version=2")
+	if resp.StatusCode == 200 {
+		t.Errorf("a CARv2 request was answered 200 (%s)", resp.Header.Get("Content-Type"))
 	}
 
 	// identity CIDs need no storage
