@@ -59,6 +59,7 @@ func newAPI(repo *Repo, log *slog.Logger) *api {
 	a.handle("POST /api/v0/add", a.add)
 	a.handle("GET /api/v0/cat", a.cat)
 	a.handle("GET /api/v0/ls", a.ls)
+	a.handle("GET /api/v0/resolve", a.resolve)
 	a.handle("GET /api/v0/get", a.get)
 	a.handle("GET /api/v0/stat", a.stat)
 	a.handle("GET /api/v0/id", a.id)

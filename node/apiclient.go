@@ -30,6 +30,8 @@ type Content interface {
 	Ls(ctx context.Context, c cid.Cid) ([]Entry, error)
 	Get(ctx context.Context, c cid.Cid, out string, progress func(int64)) error
 	Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error)
+	// Resolve returns the CID a path (CID/a/b or /ipfs/CID/a/b) names.
+	Resolve(ctx context.Context, path string) (cid.Cid, error)
 	Close() error
 }
 

@@ -113,6 +113,42 @@ func runStore(api string, quiet bool, profile, coding string, hidden bool, path 
 	return repo.Close()
 }
 
+// target is the content a command names: a CID, or a path through
+// directories (CID/a/b or /ipfs/CID/a/b) resolved once connected.
+type target struct {
+	c    cid.Cid
+	path string // set when there are segments to resolve
+	name string // the path's last segment, or the CID
+}
+
+// parseTarget parses flags and the one CID or path a command takes.
+func parseTarget(fs *flag.FlagSet, args []string) (target, error) {
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return target{}, err
+	}
+	if len(rest) != 1 {
+		return target{}, usagef("exactly one CID or path is required")
+	}
+	c, segs, err := node.ParsePath(rest[0])
+	if err != nil {
+		return target{}, usagef("%v", err)
+	}
+	t := target{c: c, name: c.String()}
+	if len(segs) > 0 {
+		t.path, t.name = rest[0], segs[len(segs)-1]
+	}
+	return t, nil
+}
+
+// cid is the target's CID, resolving its path through the node.
+func (t target) cid(ctx context.Context, repo node.Content) (cid.Cid, error) {
+	if t.path == "" {
+		return t.c, nil
+	}
+	return repo.Resolve(ctx, t.path)
+}
+
 // parseCIDArgs parses flags and the one CID a command takes.
 func parseCIDArgs(fs *flag.FlagSet, args []string) (cid.Cid, error) {
 	rest, err := parseInterspersed(fs, args)
@@ -134,8 +170,8 @@ func runCat(args []string) error {
 	api := apiFlag(fs)
 	offset := fs.Int64("offset", 0, "start at this byte")
 	length := fs.Int64("length", -1, "read at most this many bytes (-1: to the end)")
-	setUsage(fs, "usage: fungi cat [--offset N] [--length N] CID\n\nflags:\n")
-	c, err := parseCIDArgs(fs, args)
+	setUsage(fs, "usage: fungi cat [--offset N] [--length N] CID|CID/PATH\n\nflags:\n")
+	t, err := parseTarget(fs, args)
 	if err != nil {
 		return err
 	}
@@ -149,6 +185,10 @@ func runCat(args []string) error {
 	defer repo.Close()
 	ctx, stop := signalContext()
 	defer stop()
+	c, err := t.cid(ctx, repo)
+	if err != nil {
+		return err
+	}
 	rd, _, err := repo.CatRange(ctx, c, *offset, *length)
 	if err != nil {
 		return err
@@ -164,13 +204,13 @@ func runGet(args []string) error {
 	api := apiFlag(fs)
 	out := fs.String("o", "", "output path (must not exist; default: the CID)")
 	quiet := fs.Bool("q", false, "no progress")
-	setUsage(fs, "usage: fungi get CID [-o PATH]\n\nflags:\n")
-	c, err := parseCIDArgs(fs, args)
+	setUsage(fs, "usage: fungi get CID|CID/PATH [-o PATH]\n\nflags:\n")
+	t, err := parseTarget(fs, args)
 	if err != nil {
 		return err
 	}
 	if *out == "" {
-		*out = c.String()
+		*out = t.name
 	}
 	repo, err := connect(*api)
 	if err != nil {
@@ -179,6 +219,10 @@ func runGet(args []string) error {
 	defer repo.Close()
 	ctx, stop := signalContext()
 	defer stop()
+	c, err := t.cid(ctx, repo)
+	if err != nil {
+		return err
+	}
 	prog := newProgress(*quiet, "getting")
 	var total int64
 	if prog.on { // the size, for the ETA: the entries' (cumulative) sizes
@@ -204,7 +248,7 @@ func runLs(args []string) error {
 	fs := newFlagSet("fungi ls")
 	api := apiFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	c, err := parseCIDArgs(fs, args)
+	t, err := parseTarget(fs, args)
 	if err != nil {
 		return err
 	}
@@ -213,6 +257,10 @@ func runLs(args []string) error {
 		return err
 	}
 	defer repo.Close()
+	c, err := t.cid(context.Background(), repo)
+	if err != nil {
+		return err
+	}
 	ents, err := repo.Ls(context.Background(), c)
 	if err != nil {
 		return err

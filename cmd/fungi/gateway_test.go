@@ -361,6 +361,24 @@ func TestGateway(t *testing.T) {
 	resp, body = fetch(t, "GET", gw+"/ipfs/"+hroot+"/entry-99999.txt")
 	wantStatus(t, "hamt missing entry", resp, body, 404)
 
+	// what the gateway serves by path, cat/ls/get reach by the same path
+	if got := c.must(5, "cat", root+"/hello.txt"); got != "hello gateway" {
+		t.Fatalf("cat CID/hello.txt: %q", got)
+	}
+	if got := c.must(5, "cat", "/ipfs/"+hroot+"/entry-01234.txt"); got != fmt.Sprintf("entry %d", 1234%7) {
+		t.Fatalf("cat of a HAMT entry by path: %q", got)
+	}
+	if got := c.must(5, "ls", "/ipfs/"+root+"/www"); !strings.Contains(got, "index.html") {
+		t.Fatalf("ls by path: %q", got)
+	}
+	out := filepath.Join(t.TempDir(), "www-copy")
+	c.must(5, "get", "-q", root+"/www", "-o", out)
+	if b, err := os.ReadFile(filepath.Join(out, "index.html")); err != nil || string(b) != "<h1>fungi</h1>\n" {
+		t.Fatalf("get by path: %q, %v", b, err)
+	}
+	oneLineError(t, "cat of a missing path", c.fungiOn(5, nil, "cat", root+"/no/such"), "no entry")
+	oneLineError(t, "cat through a file", c.fungiOn(5, nil, "cat", root+"/hello.txt/x"), "not a directory")
+
 	// metrics: requests by status and format, bytes, first byte
 	resp, body = fetch(t, "GET", "http://"+c.st.Nodes[4].API+"/metrics")
 	for _, want := range []string{
