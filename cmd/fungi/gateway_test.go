@@ -76,7 +76,7 @@ func wantStatus(t *testing.T, what string, resp *http.Response, body []byte, wan
 }
 
 // A 5-node testnet: content added on node 1 is served by node 5's gateway
-// (a node that holds only some fragments) as the IPFS specs ask: files,
+// (a no_store node: it holds no fragment) as the IPFS specs ask: files,
 // listings, index.html, raw blocks, CARs, ranges, cache headers, status
 // codes, subdomains, identity CIDs, HAMT directories, and a 504 when the
 // holders are gone.
@@ -98,14 +98,17 @@ func TestGateway(t *testing.T) {
 	key := newIPNSKey(t)
 	t.Setenv("IPFS_NS_MAP", "site.fungi.example:/ipfs/"+strings.TrimSpace(string(hash))+
 		",named.fungi.example:"+key.key())
-	c := upCluster(t, 5, func(i int, cfg *node.Config) {
+	t.Setenv(node.DebugAPIEnv, "1")
+	// node 5 holds nothing (no_store): its gateway reads everything from
+	// the others
+	c := upTestnet(t, testnet.Options{N: 5, NoStore: []int{5}, Configure: func(i int, cfg *node.Config) {
 		cfg.Coding = "4/2"
 		// a public subdomain gateway with inline DNSLink, as Kubo's
 		// Gateway.PublicGateways
 		cfg.Gateway.PublicGateways = map[string]*node.PublicGateway{
 			"gw.fungi.example": {Paths: []string{"/ipfs", "/ipns"}, UseSubdomains: true, InlineDNSLink: true},
 		}
-	})
+	}}, 2*time.Minute)
 	root := c.addBoth(1, tree)
 	gw := c.gatewayOf(5)
 	if st := c.st.Nodes[4].Gateway; "http://"+st != gw {
