@@ -168,7 +168,10 @@ func (s *blockSource) lookup(ctx context.Context, c cid.Cid) (fungi.BlockInfo, e
 	if bi, ok := s.idx.Lookup(c); ok {
 		return bi, nil
 	}
-	if cc := s.r.cluster; cc != nil && cc.catchUp(ctx) {
+	if cc := s.r.cluster; cc != nil {
+		// look again even when catchUp waited for nothing: the manifest may
+		// have been applied since the sync above
+		cc.catchUp(ctx)
 		if err := s.sync(ctx); err != nil {
 			return fungi.BlockInfo{}, err
 		}

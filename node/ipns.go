@@ -220,9 +220,12 @@ func (s *ipnsStore) get(ctx context.Context, name ipns.Name) ([]byte, error) {
 			}
 			return r.Data, nil
 		}
-		if attempt > 0 || !s.cc.catchUp(ctx) {
+		if attempt > 0 {
 			return nil, routing.ErrNotFound
 		}
+		// look again even when catchUp waited for nothing: the record may
+		// have been applied since the look above
+		s.cc.catchUp(ctx)
 	}
 }
 

@@ -335,9 +335,12 @@ func (cc *clusterContent) manifest(ctx context.Context, c cid.Cid) (*fungi.Manif
 			}
 			return fm, true, nil
 		}
-		if attempt > 0 || !cc.catchUp(ctx) {
+		if attempt > 0 {
 			return nil, false, nil
 		}
+		// look again even when catchUp waited for nothing: the manifest
+		// may have been applied since the look above
+		cc.catchUp(ctx)
 	}
 }
 
