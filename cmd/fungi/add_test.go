@@ -223,11 +223,8 @@ func TestAddKuboFlags(t *testing.T) {
 }
 
 // The same Kubo flags give the same CIDs in fungi and in Kubo (with its
-// default config), when Kubo is built (scripts/kubo.sh).
+// default config); make test builds Kubo first (scripts/kubo.sh).
 func TestAddKuboFlagsAgainstKubo(t *testing.T) {
-	if _, err := os.Stat("../../.tools/ipfs"); err != nil {
-		t.Skip("Kubo not built: run `make deps` (scripts/kubo.sh)")
-	}
 	bin := kuboBin(t)
 	file, tree := addVectors(t)
 	for _, flags := range [][]string{

@@ -190,11 +190,7 @@ func TestRoutingPutGet(t *testing.T) {
 	}
 
 	t.Run("kubo", func(t *testing.T) {
-		bin, _ := filepath.Abs("../../.tools/ipfs")
-		if _, err := os.Stat(bin); err != nil {
-			t.Skip("Kubo not built (scripts/kubo.sh)")
-		}
-		name, rec := kuboPublish(t, bin)
+		name, rec := kuboPublish(t, kuboBin(t))
 		key := "/ipns/" + name
 		n, err := ipns.NameFromString(name)
 		if err != nil {
