@@ -15,6 +15,15 @@
 // are in and checks the block against its CID. Reader.DAG serves an object
 // to boxo's UnixFS reader for streaming and byte ranges.
 //
+// Blocks of any codec: a DAGImport takes blocks from a CAR (ReadCAR: CARv1
+// and v2, every block checked against its CID) into imported manifests
+// (blocks with links inline, bigger link-less blocks dispersed, missing
+// links listed); WriteCAR writes a DAG as Kubo's `ipfs dag export` does.
+// A BlockIndex maps every block of a set of manifests to the objects that
+// hold it and its size, so a block service answers presence and sizes
+// without fetching; LeavesInRange and OnlyLeaves let a byte-range reader
+// fetch exactly the leaves of its range.
+//
 // Invariants: nothing decoded is returned unless it matches its CID; equal
 // blocks give equal fragments under one secret (so a cluster dedups); the
 // Manifest carries no per-fragment list (keys derive from CID and coding).
