@@ -202,8 +202,6 @@ func TestGateway(t *testing.T) {
 	}
 
 	// a raw block hashes to its CID
-	leaf := c.must(5, "ls", root)
-	_ = leaf
 	resp, body = fetch(t, "GET", gw+"/ipfs/"+root+"?format=raw")
 	wantStatus(t, "raw root", resp, body, 200)
 	checkBlock(t, root, body)
