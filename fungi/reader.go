@@ -228,7 +228,7 @@ func decodeNode(blk blocks.Block) (ipld.Node, error) {
 	case cid.DagProtobuf:
 		return mdag.DecodeProtobufBlock(blk)
 	}
-	return nil, fmt.Errorf("unsupported codec of %s", blk.Cid())
+	return nil, fmt.Errorf("%s is not UnixFS (codec 0x%x): read it with fungi dag export or fungi block get", blk.Cid(), blk.Cid().Prefix().Codec)
 }
 
 func (d *objectDAG) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
@@ -304,6 +304,55 @@ func (d *objectDAG) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.Node
 }
 
 var errReadOnly = errors.New("read-only DAG")
+
+// BlocksGetter gets single blocks and batches of them (BlockGetter and
+// BlockBatchGetter).
+type BlocksGetter interface {
+	BlockGetter
+	BlockBatchGetter
+}
+
+// BlockDAG is a read-only ipld.DAGService of UnixFS nodes over any block
+// getter: for DAGs whose blocks span objects (an imported DAG completed by
+// another import). GetMany fetches through GetBlocks (in parallel) and asks
+// GetBlock for the error of a block that did not come.
+func BlockDAG(g BlocksGetter) ipld.DAGService { return blockDAG{g} }
+
+type blockDAG struct{ g BlocksGetter }
+
+func (d blockDAG) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
+	blk, err := d.g.GetBlock(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return decodeNode(blk)
+}
+
+func (d blockDAG) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
+	out := make(chan *ipld.NodeOption, len(cs))
+	go func() {
+		defer close(out)
+		got := map[cid.Cid]bool{}
+		for blk := range d.g.GetBlocks(ctx, cs) {
+			got[blk.Cid()] = true
+			nd, err := decodeNode(blk)
+			out <- &ipld.NodeOption{Node: nd, Err: err}
+		}
+		for _, c := range cs {
+			if !got[c] {
+				got[c] = true
+				nd, err := d.Get(ctx, c)
+				out <- &ipld.NodeOption{Node: nd, Err: err}
+			}
+		}
+	}()
+	return out
+}
+
+func (blockDAG) Add(context.Context, ipld.Node) error        { return errReadOnly }
+func (blockDAG) AddMany(context.Context, []ipld.Node) error  { return errReadOnly }
+func (blockDAG) Remove(context.Context, cid.Cid) error       { return errReadOnly }
+func (blockDAG) RemoveMany(context.Context, []cid.Cid) error { return errReadOnly }
 
 func (d *objectDAG) Add(context.Context, ipld.Node) error        { return errReadOnly }
 func (d *objectDAG) AddMany(context.Context, []ipld.Node) error  { return errReadOnly }

@@ -32,7 +32,7 @@ type Content interface {
 	Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error)
 	// Resolve returns the CID a path (CID/a/b or /ipfs/CID/a/b) names.
 	Resolve(ctx context.Context, path string) (cid.Cid, error)
-	Close() error
+	DAGs
 }
 
 var (

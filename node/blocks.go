@@ -182,6 +182,21 @@ func (s *blockSource) lookup(ctx context.Context, c cid.Cid) (fungi.BlockInfo, e
 	return fungi.BlockInfo{}, blockNotFound{c}
 }
 
+// objectOf returns the (cached) manifest and reader of an object holding
+// c, when the block index knows c; no catch-up with the leader: a caller
+// that gets false has its own way.
+func (s *blockSource) objectOf(ctx context.Context, c cid.Cid) (*blockObject, bool) {
+	if s.sync(ctx) != nil {
+		return nil, false
+	}
+	bi, ok := s.idx.Lookup(c)
+	if !ok {
+		return nil, false
+	}
+	o, err := s.object(ctx, bi.Root)
+	return o, err == nil
+}
+
 // object returns the decoded manifest and reader of root.
 func (s *blockSource) object(ctx context.Context, root cid.Cid) (*blockObject, error) {
 	if o, ok := s.objects.Get(root); ok {

@@ -451,10 +451,23 @@ func (r *Repo) manifest(ctx context.Context, c cid.Cid) (*fungi.Manifest, error)
 // fragments): it, and a block no manifest names but some holds, is walked
 // through the node's block index.
 func (r *Repo) object(ctx context.Context, c cid.Cid) (ipld.Node, ipld.DAGService, *fungi.Manifest, error) {
+	// a daemon keeps recent objects decoded (the block index's): a read of
+	// one file of a large tree does not decode and verify the whole tree's
+	// manifest again
+	if r.cluster != nil {
+		if o, ok := r.blockSource().objectOf(ctx, c); ok && !o.m.Imported {
+			dag := o.rd.DAG(o.m)
+			nd, err := dag.Get(ctx, c)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return nd, dag, o.m, nil
+		}
+	}
 	m, err := r.manifest(ctx, c)
 	if (err == nil && m.Imported) || errors.Is(err, ErrNotFound) {
 		if held, herr := r.HasBlock(ctx, c); herr == nil && held {
-			dag := blockDAG{r}
+			dag := fungi.BlockDAG(r)
 			nd, err := dag.Get(ctx, c)
 			if err != nil {
 				return nil, nil, nil, err

@@ -9,10 +9,8 @@ import (
 	"os"
 	"time"
 
-	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	ipld "github.com/ipfs/go-ipld-format"
 
 	"github.com/fungistor/fungistor/fungi"
 )
@@ -23,8 +21,8 @@ import (
 // in the manifests) and commits all its manifests at once; an export walks
 // the node's blocks (Repo.GetBlock) as Kubo's `dag export` does.
 
-// DAGs is what the dag and block commands need: a local repo opened
-// directly, or the daemon that holds it, through its API.
+// DAGs is what the dag and block commands need (part of Content): a local
+// repo opened directly, or the daemon that holds it, through its API.
 type DAGs interface {
 	// ImportFiles imports the CAR files as one import: all their blocks
 	// are stored, or (after an error) none is visible.
@@ -42,18 +40,6 @@ var (
 	_ DAGs = (*Repo)(nil)
 	_ DAGs = (*APIClient)(nil)
 )
-
-// ConnectDAGs returns the daemon's API when one runs on the repo at path
-// (or api is given), else the repo opened directly.
-func ConnectDAGs(path, api string) (DAGs, error) {
-	if api == "" {
-		api = APIAddr(path)
-	}
-	if api != "" {
-		return NewAPIClient(api), nil
-	}
-	return OpenRepo(path, nil)
-}
 
 // CARInput is one CAR file of an import. Open may be called again when
 // an import is sent again (a client retrying after a leader change); an
@@ -462,60 +448,6 @@ type BlockStatOutput struct {
 	Key  string
 	Size int
 }
-
-// blockDAG reads any block the node holds, as a read-only DAG service for
-// boxo's UnixFS reader: an imported DAG may span manifests (a partial DAG
-// completed by another import), so its walks go through the block index.
-type blockDAG struct{ r *Repo }
-
-var _ ipld.DAGService = blockDAG{}
-
-func (d blockDAG) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
-	blk, err := d.r.GetBlock(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	return decodeBlock(blk)
-}
-
-// decodeBlock makes an ipld.Node of a block for the UnixFS reader.
-func decodeBlock(blk blocks.Block) (ipld.Node, error) {
-	switch blk.Cid().Prefix().Codec {
-	case cid.Raw:
-		return &mdag.RawNode{Block: blk}, nil
-	case cid.DagProtobuf:
-		return mdag.DecodeProtobufBlock(blk)
-	}
-	return nil, fmt.Errorf("%s is not UnixFS (codec 0x%x): read it with fungi dag export or fungi block get", blk.Cid(), blk.Cid().Prefix().Codec)
-}
-
-func (d blockDAG) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
-	out := make(chan *ipld.NodeOption, len(cs))
-	go func() {
-		defer close(out)
-		got := map[cid.Cid]bool{}
-		for blk := range d.r.GetBlocks(ctx, cs) {
-			got[blk.Cid()] = true
-			nd, err := decodeBlock(blk)
-			out <- &ipld.NodeOption{Node: nd, Err: err}
-		}
-		for _, c := range cs {
-			if !got[c] { // GetBlock says why
-				got[c] = true
-				nd, err := d.Get(ctx, c)
-				out <- &ipld.NodeOption{Node: nd, Err: err}
-			}
-		}
-	}()
-	return out
-}
-
-func (blockDAG) Add(context.Context, ipld.Node) error        { return errReadOnlyDAG }
-func (blockDAG) AddMany(context.Context, []ipld.Node) error  { return errReadOnlyDAG }
-func (blockDAG) Remove(context.Context, cid.Cid) error       { return errReadOnlyDAG }
-func (blockDAG) RemoveMany(context.Context, []cid.Cid) error { return errReadOnlyDAG }
-
-var errReadOnlyDAG = errors.New("read-only DAG")
 
 // progressReader reports the bytes read through it.
 type progressReader struct {

@@ -27,7 +27,7 @@ func runBlock(args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := node.ConnectDAGs(node.RepoPath(), *api)
+	d, err := connect(*api)
 	if err != nil {
 		return err
 	}

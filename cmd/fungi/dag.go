@@ -70,7 +70,7 @@ func runDagImport(args []string) error {
 		}
 		cars = append(cars, node.FileCAR(p))
 	}
-	d, err := node.ConnectDAGs(node.RepoPath(), *api)
+	d, err := connect(*api)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func runDagExport(args []string) error {
 	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		return usagef("refusing to write a CAR to a terminal: redirect stdout (fungi dag export CID > out.car)")
 	}
-	d, err := node.ConnectDAGs(node.RepoPath(), *api)
+	d, err := connect(*api)
 	if err != nil {
 		return err
 	}
