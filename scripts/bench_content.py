@@ -178,6 +178,10 @@ class Watch:
 
     def __init__(self):
         self.pids, self.seen = [], {}
+        # daemons by side, for the cost of each measure: core-seconds of
+        # each side's daemons, and of the client (this script and what it
+        # waited for: fungi/ipfs commands, curl, sha256sum)
+        self.groups = {}
         self.hz = os.sysconf("SC_CLK_TCK")
 
     def snap(self):
@@ -185,7 +189,10 @@ class Watch:
             v = [int(x) for x in f.readline().split()[1:]]
         busy, steal = (v[0] + v[1] + v[2]) / self.hz, (v[7] if len(v) > 7 else 0) / self.hz
         ours, kernel = sum(os.times()[:4]), {}
+        client = ours
         mine = set(self.pids)
+        side = {pid: g for g, pids in self.groups.items() for pid in pids}
+        groups = dict.fromkeys(self.groups, 0.0)
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
                 continue
@@ -195,11 +202,14 @@ class Watch:
             except OSError:
                 continue  # gone: its last figures are lost, counted as others'
             cpu = (int(fields[11]) + int(fields[12])) / self.hz
+            if int(pid) in side:
+                groups[side[int(pid)]] += cpu
             if int(pid) in mine:
                 ours += cpu
             elif fields[1] == "2" or pid == "2":  # kthreadd's children
                 kernel[pid] = cpu
-        return time.perf_counter(), busy, steal, ours, kernel
+        groups["client"] = client
+        return time.perf_counter(), busy, steal, ours, kernel, groups
 
     def __call__(self, name):
         watch = self
@@ -209,13 +219,14 @@ class Watch:
                 self.t = watch.snap()
 
             def __exit__(self, *exc):
-                t1, b1, s1, o1, k1 = watch.snap()
-                t0, b0, s0, o0, k0 = self.t
+                t1, b1, s1, o1, k1, g1 = watch.snap()
+                t0, b0, s0, o0, k0, g0 = self.t
                 # kernel threads come and go: those that ended are lost
                 kernel = sum(v - k0.get(pid, 0) for pid, v in k1.items())
                 watch.seen[name] = {"wall_s": round(t1 - t0, 3),
                                     "others_cpu_s": round(max(0.0, (b1 - b0) - (o1 - o0) - kernel), 2),
-                                    "kernel_threads_cpu_s": round(kernel, 2), "steal_s": round(s1 - s0, 2)}
+                                    "kernel_threads_cpu_s": round(kernel, 2), "steal_s": round(s1 - s0, 2),
+                                    "cpu_s": {g: round(g1[g] - g0.get(g, 0), 3) for g in g1}}
         return span()
 
 
@@ -571,7 +582,9 @@ def bench(args, work):
         say("fungi: leader is node %d; reader is node 6" % fungi.leader["index"])
         say("kubo: daemons A and B (profile test, routing none), B connected to A")
         kubo.start()
-        watch.pids = [n["pid"] for n in fungi.nodes.values() if n.get("pid")] + [p.pid for p in kubo.procs.values()]
+        watch.groups = {"fungi": [n["pid"] for n in fungi.nodes.values() if n.get("pid")],
+                        "kubo": [p.pid for p in kubo.procs.values()]}
+        watch.pids = watch.groups["fungi"] + watch.groups["kubo"]
 
         big = os.path.join(work, "content")
         say("writing %s of random data" % human(args.size))
@@ -781,6 +794,29 @@ def bench(args, work):
         fungi.stop()
 
 
+# the data paths whose cost is reported: (label, fungi's measure, kubo's)
+COSTS = (("publish", "publish fungi", "publish kubo"), ("cold read", "read fungi", "read kubo"),
+         ("gateway file piped into sha256", "gateway file sha256 fungi", "gateway file sha256 kubo"),
+         ("gateway file discarded", "gateway file discard fungi", "gateway file discard kubo"),
+         ("gateway CAR", "gateway car fungi", "gateway car kubo"))
+
+
+def cost_line(d):
+    """Core-seconds per GiB of content of each side's daemons and of the
+    client, for each data path (runs without the figures give none)."""
+    seen, gib = d.get("others_cpu") or {}, d["size"] / (1 << 30)
+    parts = []
+    for label, fk, kk in COSTS:
+        f, k = seen.get(fk, {}).get("cpu_s"), seen.get(kk, {}).get("cpu_s")
+        if not f or not k:
+            continue
+        parts.append("%s: fungi %.2f + client %.2f, kubo %.2f + client %.2f" % (
+            label, f["fungi"] / gib, f["client"] / gib, k["kubo"] / gib, k["client"] / gib))
+    if not parts:
+        return ""
+    return "- core-seconds per GiB (each side's daemons: fungi's six, Kubo's two; client: the command, curl and sha256sum or the script): " + "; ".join(parts)
+
+
 def render(d):
     """The run as text: facts, then a markdown table."""
     p, r, f, s = d["publish"], d["read"], d["first_byte"], d["storage"]
@@ -840,6 +876,9 @@ def render(d):
             ncpu, "under 1% in every one" if share and share[0][0] < 0.01 else
             "at most %.0f%% (%s)%s" % (100 * share[0][0], share[0][1], "; over 5%: " + ", ".join(busy) if busy else "") if share else "?",
             sum(v.get("kernel_threads_cpu_s", 0) for v in d["others_cpu"].values()), sum(v["steal_s"] for v in d["others_cpu"].values())))
+    cost = cost_line(d)
+    if cost:
+        lines.insert(3, cost)
     if "load" in d and "end" in d["load"]:
         lines.insert(3, "- load average (1, 5, 15 min): %s at the start, %s at the end" % (
             ", ".join("%.2f" % x for x in d["load"]["start"]), ", ".join("%.2f" % x for x in d["load"]["end"])))
