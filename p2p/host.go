@@ -21,8 +21,6 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
-	"github.com/libp2p/go-libp2p/p2p/security/noise"
-	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/multiformats/go-multiaddr"
@@ -50,6 +48,8 @@ type Host struct {
 	lat  *latencyTable
 	ping *ping.PingService
 	gate *blockGate
+	sec  *securityTable // what each connection negotiated (security.go)
+	ipfs *ipfsNet       // the IPFS DHT and provider, when on (ipfs.go)
 
 	allowed atomic.Pointer[func(peer.ID) bool]
 	onRTT   atomic.Pointer[func(peer.ID, time.Duration)]
@@ -102,23 +102,29 @@ func New(ctx context.Context, cfg Config, priv crypto.PrivKey) (*Host, error) {
 		return nil, fmt.Errorf("p2p: connection manager: %w", err)
 	}
 	gate := &blockGate{}
+	sec := newSecurityTable()
+	limits, err := limitOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
 		libp2p.NoListenAddrs, // listened on below, one by one, for clear errors
 		// No SO_REUSEPORT: a second node on the same port must fail clearly.
 		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.Transport(quic.NewTransport),
-		// TLS first: TLS 1.3 picks AES-GCM, which AES-NI makes several
-		// times cheaper than Noise's ChaCha20-Poly1305 for bulk fragments
-		libp2p.Security(libp2ptls.ID, libp2ptls.New),
-		libp2p.Security(noise.ID, noise.New),
+	}
+	// TLS first, then Noise (security.go says why)
+	opts = append(opts, sec.options()...)
+	opts = append(opts, limits...)
+	opts = append(opts,
 		libp2p.DialRanker(tcpFirst),
 		libp2p.ConnectionManager(cm),
 		libp2p.ConnectionGater(gate),
 		libp2p.Ping(false), // ours, so that ExtraLatency applies to it
 		libp2p.DisableRelay(),
 		libp2p.UserAgent("fungistor"),
-	}
+	)
 	if cfg.Metrics != nil {
 		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Metrics))
 	} else {
@@ -145,7 +151,7 @@ func New(ctx context.Context, cfg Config, priv crypto.PrivKey) (*Host, error) {
 		return nil, fmt.Errorf("p2p: start DHT: %s", oneLine(err))
 	}
 
-	h := &Host{cfg: cfg, h: lh, dht: d, log: cfg.Logger, lat: newLatencyTable(), ping: &ping.PingService{Host: lh}, gate: gate}
+	h := &Host{cfg: cfg, h: lh, dht: d, log: cfg.Logger, lat: newLatencyTable(), ping: &ping.PingService{Host: lh}, gate: gate, sec: sec}
 	h.ctx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if cfg.OnRTT != nil {
 		h.SetOnRTT(cfg.OnRTT)
