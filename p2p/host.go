@@ -48,6 +48,7 @@ type Host struct {
 	lat  *latencyTable
 	ping *ping.PingService
 	gate *blockGate
+	cm   *connmgr.BasicConnMgr
 	sec  *securityTable // what each connection negotiated (security.go)
 	ipfs *ipfsNet       // the IPFS DHT and provider, when on (ipfs.go)
 
@@ -151,7 +152,8 @@ func New(ctx context.Context, cfg Config, priv crypto.PrivKey) (*Host, error) {
 		return nil, fmt.Errorf("p2p: start DHT: %s", oneLine(err))
 	}
 
-	h := &Host{cfg: cfg, h: lh, dht: d, log: cfg.Logger, lat: newLatencyTable(), ping: &ping.PingService{Host: lh}, gate: gate, sec: sec}
+	h := &Host{cfg: cfg, h: lh, dht: d, log: cfg.Logger, lat: newLatencyTable(), ping: &ping.PingService{Host: lh}, gate: gate, sec: sec, cm: cm}
+	h.protectMembers()
 	h.ctx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if cfg.OnRTT != nil {
 		h.SetOnRTT(cfg.OnRTT)
