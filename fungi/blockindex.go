@@ -147,3 +147,14 @@ func (x *BlockIndex) Len() int {
 	defer x.mu.RUnlock()
 	return len(x.blocks)
 }
+
+// Blocks returns the distinct blocks indexed (a copy).
+func (x *BlockIndex) Blocks() []cid.Cid {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]cid.Cid, 0, len(x.blocks))
+	for c := range x.blocks {
+		out = append(out, c)
+	}
+	return out
+}

@@ -37,6 +37,7 @@ type api struct {
 	served  *faultStore
 	fwd     *http.Client // to the leader, for adds
 	gateway string       // the gateway's address, "" if none
+	ipfs    *ipfsNet     // bitswap and the IPFS DHT (daemon only)
 	log     *slog.Logger
 	mux     *http.ServeMux
 	reg     *prometheus.Registry

@@ -91,6 +91,13 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 	api.handleRouting()
 	api.handleDAG()
 	repo.cluster = content
+	// bitswap for IPFS peers, and the IPFS DHT when on
+	ipfs, err := startIPFS(ctx, repo, host, api, log)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	api.ipfs = ipfs
 	// adds on other nodes are forwarded here when this node leads
 	forwarded := api.serveForwarded()
 	defer forwarded.Close()

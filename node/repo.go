@@ -46,6 +46,9 @@ type Config struct {
 	Cluster ClusterConfig `json:"cluster"`
 	// Gateway configures the IPFS HTTP gateway.
 	Gateway GatewayConfig `json:"gateway"`
+	// IPFS configures the node's part in the IPFS network (bitswap, the
+	// IPFS DHT, fetching content the cluster lacks).
+	IPFS IPFSConfig `json:"ipfs"`
 }
 
 // ClusterConfig is the cluster part of the config. Zero values mean the
@@ -131,6 +134,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Gateway.validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := c.IPFS.validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	if v := c.Cluster.Voters; v != 0 && v != 1 && v != 3 && v != 5 {

@@ -50,7 +50,9 @@ type Host struct {
 	gate *blockGate
 	cm   *connmgr.BasicConnMgr
 	sec  *securityTable // what each connection negotiated (security.go)
-	ipfs *ipfsNet       // the IPFS DHT and provider, when on (ipfs.go)
+	ipfs *ipfsNet       // the IPFS DHT and provider, when on (ipfs.go; guarded by mu)
+
+	bitswap []*Bitswap // started on the host, closed with it (guarded by mu)
 
 	allowed atomic.Pointer[func(peer.ID) bool]
 	onRTT   atomic.Pointer[func(peer.ID, time.Duration)]
@@ -230,8 +232,13 @@ func (h *Host) Close() error {
 		h.wg.Wait()
 		h.mu.Lock()
 		h.closing = true
+		bs := h.bitswap
 		h.mu.Unlock()
-		errs := []error{h.dht.Close(), h.h.Close()}
+		var errs []error
+		for _, b := range bs {
+			errs = append(errs, b.Close())
+		}
+		errs = append(errs, h.closeIPFS(), h.dht.Close(), h.h.Close())
 		h.handlers.Wait()
 		if err := errors.Join(errs...); err != nil {
 			h.closeErr = fmt.Errorf("p2p: close: %w", err)

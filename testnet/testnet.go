@@ -45,6 +45,11 @@ type Options struct {
 	// NoStore are the 1-based indices of nodes that hold no fragments
 	// (cluster.no_store: readers, gateways).
 	NoStore []int
+	// IPFSDHT has the nodes join the IPFS DHT (ipfs.dht), loopback
+	// addresses admitted, bootstrapping from node 1 (--set ipfs.bootstrap
+	// adds an outside peer, e.g. a Kubo node). Off by default: a testnet
+	// stays out of the public IPFS network.
+	IPFSDHT bool
 	// Set are settings applied in order to every node's config, after
 	// Configure and the testnet's own choices (ports), so they win.
 	Set []Setting
@@ -167,7 +172,10 @@ type Node struct {
 	API   string `json:"api"`
 	// Gateway is the node's IPFS gateway address ("": none).
 	Gateway string `json:"gateway"`
-	PID     int    `json:"pid"`
+	// Swarm is the node's libp2p TCP address with its peer ID, for
+	// `ipfs swarm connect`.
+	Swarm string `json:"swarm"`
+	PID   int    `json:"pid"`
 	// Peer is the node's libp2p peer ID.
 	Peer string `json:"peer"`
 	// NoStore: the node holds no fragments (Options.NoStore).
@@ -286,6 +294,11 @@ func Up(ctx context.Context, o Options) (*State, error) {
 		cfg.Gateway.Listen = "127.0.0.1:" + strconv.Itoa(gwPort)
 		cfg.P2P.Listen = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p2pPort), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", p2pPort)}
 		cfg.P2P.Bootstrap = bootstrap
+		cfg.IPFS.DHT = node.ToggleOff
+		if o.IPFSDHT {
+			boot := slices.Clone(bootstrap)
+			cfg.IPFS.DHT, cfg.IPFS.DHTPrivateAddrs, cfg.IPFS.Bootstrap = node.ToggleOn, true, &boot
+		}
 		if o.Coding != "" {
 			cfg.Coding = o.Coding
 		}
@@ -317,8 +330,10 @@ func Up(ctx context.Context, o Options) (*State, error) {
 			}
 			secret = string(b)
 			bootstrap = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p2pPort, id)}
+
 		}
-		st.Nodes = append(st.Nodes, Node{Index: i, Path: path, API: cfg.API, Gateway: cfg.Gateway.Listen, Peer: id, NoStore: slices.Contains(o.NoStore, i)})
+		swarm := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p2pPort, id)
+		st.Nodes = append(st.Nodes, Node{Index: i, Path: path, API: cfg.API, Gateway: cfg.Gateway.Listen, Swarm: swarm, Peer: id, NoStore: slices.Contains(o.NoStore, i)})
 	}
 	// the latency map needs every node's peer ID, known once all repos exist
 	for i, n := range st.Nodes {
@@ -548,9 +563,11 @@ type NodeStatus struct {
 	API    string `json:"api"`
 	// Gateway is the node's IPFS gateway (host:port; "": none).
 	Gateway string `json:"gateway"`
-	PID     int    `json:"pid"`
-	Alive   bool   `json:"alive"`
-	Path    string `json:"path"`
+	// Swarm is the node's libp2p TCP address (Node.Swarm).
+	Swarm string `json:"swarm"`
+	PID   int    `json:"pid"`
+	Alive bool   `json:"alive"`
+	Path  string `json:"path"`
 }
 
 // Status reports every node of the testnet in dir.
@@ -561,7 +578,7 @@ func Status(dir string) ([]NodeStatus, error) {
 	}
 	out := make([]NodeStatus, len(st.Nodes))
 	for i, n := range st.Nodes {
-		ns := NodeStatus{Index: n.Index, API: n.API, Gateway: n.Gateway, PID: n.PID, Path: n.Path}
+		ns := NodeStatus{Index: n.Index, API: n.API, Gateway: n.Gateway, Swarm: n.Swarm, PID: n.PID, Path: n.Path}
 		ns.PeerID, _ = node.PeerID(n.Path)
 		if ours(&n) {
 			if cs, err := clusterStatus(n.API); err == nil {

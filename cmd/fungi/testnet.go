@@ -12,7 +12,7 @@ import (
 )
 
 func runTestnet(args []string) error {
-	usage := "usage: fungi testnet up -n N --dir DIR [--ec K/M] [--latency SPEC] [--no-store I,J...] [--set KEY=VALUE]... | status --dir DIR [--json] | stop --dir DIR [--kill] I... | start --dir DIR I... | down --dir DIR"
+	usage := "usage: fungi testnet up -n N --dir DIR [--ec K/M] [--latency SPEC] [--no-store I,J...] [--ipfs-dht] [--set KEY=VALUE]... | status --dir DIR [--json] | stop --dir DIR [--kill] I... | start --dir DIR I... | down --dir DIR"
 	if len(args) == 0 {
 		return usagef("%s", usage)
 	}
@@ -23,12 +23,14 @@ func runTestnet(args []string) error {
 	var coding, latency, noStore *string
 	var asJSON, kill *bool
 	var sets stringList
+	ipfsDHT := new(bool)
 	switch sub {
 	case "up":
 		n = fs.Int("n", 5, "number of nodes")
 		coding = fs.String("ec", "", "erasure coding K/M of every node")
 		latency = fs.String("latency", "", testnet.LatencySyntax)
 		noStore = fs.String("no-store", "", "comma-separated `indices` of nodes that hold no fragments (readers, gateways), e.g. 4,5")
+		ipfsDHT = fs.Bool("ipfs-dht", false, "nodes join the IPFS DHT (loopback peers admitted; add a Kubo peer with --set 'ipfs.bootstrap=[\"/ip4/…/p2p/…\"]')")
 		fs.Var(&sets, "set", "set a config `KEY=VALUE` on every node (as fungi config; VALUE is JSON if it parses, else a string); repeatable")
 	case "status":
 		asJSON = fs.Bool("json", false, "print a JSON array")
@@ -71,7 +73,7 @@ func runTestnet(args []string) error {
 				return usagef("--ec: %v", err)
 			}
 		}
-		o := testnet.Options{N: *n, Dir: *dir, Coding: *coding}
+		o := testnet.Options{N: *n, Dir: *dir, Coding: *coding, IPFSDHT: *ipfsDHT}
 		if *latency != "" {
 			if o.Latency, err = testnet.ParseLatency(*latency, *n); err != nil {
 				return usagef("--%v", err)
@@ -93,6 +95,7 @@ func runTestnet(args []string) error {
 				extra = ", no-store"
 			}
 			fmt.Printf("node %d: FUNGI_PATH=%s (api %s, gateway %s, pid %d, peer %s%s)\n", nd.Index, nd.Path, nd.API, orNone(nd.Gateway), nd.PID, nd.Peer, extra)
+			fmt.Printf("        swarm %s\n", nd.Swarm)
 		}
 		return nil
 	case "status":
