@@ -71,7 +71,7 @@
 //	defer h.Close()
 //
 //	h.SetAllowed(pool.IsMember)  // who may put and delete fragments
-//	h.ServeFragments(localStore) // /fungi/fragments/1.0.0: reads open to all
+//	h.ServeFragments(localStore) // /fungi/fragments/1.0.0: members only
 //	frag, err := h.FragmentPeer(holder).GetFragment(ctx, key)
 //	if err := h.Provide(ctx, root); err != nil {
 //		return err

@@ -184,9 +184,6 @@ func (op fragOp) String() string {
 	return fmt.Sprintf("op%d", uint8(op))
 }
 
-// writes reports whether op needs the membership gate.
-func (op fragOp) writes() bool { return op == opPut || op == opDelete || op == opPutMany }
-
 // fragStatus is a reply's or an item's status.
 type fragStatus uint8
 
@@ -690,9 +687,10 @@ func (h *Host) track(n int) bool {
 
 // --- server ---
 
-// ServeFragments serves store to every peer over FragmentProtocol: get and
-// has (single and batched) to anyone, put, put-many and delete only to
-// peers the membership gate (SetAllowed) lets in. delete needs store to be
+// ServeFragments serves store over FragmentProtocol to the peers the
+// membership gate (SetAllowed) lets in: get, has, put (single and
+// batched) and delete; any other peer gets ErrNotMember for every
+// request. delete needs store to be
 // a fungi.FragmentDeleter, else it is answered "unsupported". store is
 // called concurrently, with a context that ends with the stream. Calling
 // ServeFragments again replaces the store for new streams; RemoveHandler
@@ -911,7 +909,9 @@ func (ss *serverStream) answer(ctx context.Context, req fragRequest, derr error)
 	case derr != nil:
 		return failReply(stTooLarge, strings.TrimPrefix(derr.Error(), ErrFragmentTooLarge.Error()+": ")), 0
 	}
-	if req.op.writes() && !ss.srv.h.Allowed(ss.remote) {
+	// members only, reads included: the node is open to IPFS peers, who
+	// fetch blocks over bitswap, never fragments
+	if !ss.srv.h.Allowed(ss.remote) {
 		return failReply(stNotMember, ErrNotMember.Error()), 0
 	}
 	if st, msg := checkRequest(req); st != stOK {
