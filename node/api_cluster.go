@@ -215,10 +215,13 @@ func (a *api) pinChange(add bool) func(w http.ResponseWriter, r *http.Request) e
 		cn := a.cluster.node()
 		cmds := make([]consensus.Command, 0, len(cids))
 		out := PinResult{Pins: cids}
+		var missing []cid.Cid
 		for _, c := range cids {
 			if add {
 				if _, ok := cn.FSM().Manifest(c); !ok {
-					return httpError{http.StatusNotFound, fmt.Errorf("%s: %w in the cluster (fungi add it first)", c, ErrNotFound)}
+					// not in the cluster: fetched from IPFS peers
+					missing = append(missing, cid.MustParse(c))
+					continue
 				}
 				cmds = append(cmds, consensus.Pin(c))
 			} else {
@@ -228,18 +231,33 @@ func (a *api) pinChange(add bool) func(w http.ResponseWriter, r *http.Request) e
 				cmds = append(cmds, consensus.Unpin(c))
 			}
 		}
-		cmd := cmds[0]
-		if len(cmds) > 1 {
-			cmd = consensus.Batch(cmds...)
+		if len(missing) > 0 {
+			return a.pinIngest(w, r, missing, cmds, &out)
 		}
-		res, err := cn.Apply(r.Context(), cmd)
+		idx, err := a.applyPins(r.Context(), cmds)
 		if err != nil {
-			return applyStatus(err)
+			return err
 		}
-		out.Index = res.Index
+		out.Index = idx
 		writeJSON(w, http.StatusOK, out)
 		return nil
 	}
+}
+
+// applyPins commits pin changes atomically, in one batch.
+func (a *api) applyPins(ctx context.Context, cmds []consensus.Command) (uint64, error) {
+	if len(cmds) == 0 {
+		return 0, nil
+	}
+	cmd := cmds[0]
+	if len(cmds) > 1 {
+		cmd = consensus.Batch(cmds...)
+	}
+	res, err := a.cluster.node().Apply(ctx, cmd)
+	if err != nil {
+		return 0, applyStatus(err)
+	}
+	return res.Index, nil
 }
 
 // pinLs: GET /api/v0/pin/ls

@@ -439,6 +439,59 @@ func (a *APIClient) Pin(ctx context.Context, add bool, cids ...string) (*PinResu
 	return &res, a.doJSON(ctx, "POST", path, url.Values{"arg": cids}, &res)
 }
 
+// PinAddOptions configure PinAdd.
+type PinAddOptions struct {
+	// Timeout: fetching content the cluster lacks gives up when no block
+	// arrives for this long (0: the daemon's ipfs.fetch_timeout).
+	Timeout time.Duration
+	// Progress, if set, is called as blocks of content the cluster lacks
+	// arrive from IPFS peers.
+	Progress func(IngestProgress)
+}
+
+// PinAdd pins CIDs. Those the cluster does not hold are first fetched
+// from IPFS peers and stored (each its own commit); the pins of the
+// others commit together.
+func (a *APIClient) PinAdd(ctx context.Context, o PinAddOptions, cids ...string) (*PinResult, error) {
+	q := url.Values{"arg": cids, "progress": {"true"}}
+	if o.Timeout > 0 {
+		q.Set("timeout", o.Timeout.String())
+	}
+	resp, err := a.call(ctx, "POST", "pin/add", q, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var res *PinResult
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var line struct {
+			IngestProgress
+			Pins  []string `json:"pins"`
+			Index uint64   `json:"index"`
+		}
+		if err := dec.Decode(&line); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("daemon: bad pin add reply: %v", err)
+		}
+		if line.Pins != nil {
+			res = &PinResult{Pins: line.Pins, Index: line.Index}
+			continue
+		}
+		if o.Progress != nil {
+			o.Progress(line.IngestProgress)
+		}
+	}
+	if err := streamErr(resp); err != nil {
+		return nil, err
+	}
+	if res == nil {
+		return nil, errors.New("daemon: pin add returned no result")
+	}
+	return res, nil
+}
+
 // Pins lists the cluster's pins.
 func (a *APIClient) Pins(ctx context.Context) ([]string, error) {
 	var out []string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/fungistor/fungistor/node"
 )
@@ -177,15 +178,21 @@ func printStatus(st *node.ClusterStatus) {
 }
 
 func runPin(args []string) error {
-	if done, err := groupHelp(args, "pin", "add, rm, ls", "usage: fungi pin add|rm CID... | fungi pin ls [--json]\n"); done {
+	if done, err := groupHelp(args, "pin", "add, rm, ls", "usage: fungi pin add [--timeout D] [--quiet] CID... | fungi pin rm CID... | fungi pin ls [--json]\n"); done {
 		return err
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("fungi pin " + sub)
 	api := apiFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
+	var timeout *time.Duration
+	quiet := new(bool)
 	switch sub {
-	case "add", "rm", "ls":
+	case "add":
+		timeout = fs.Duration("timeout", 0, "for content the cluster lacks, fetched from IPFS peers: give up when no block arrives for this `long` (default: the daemon's ipfs.fetch_timeout, 2m)")
+		quiet = fs.Bool("quiet", false, "no progress")
+		fs.BoolVar(quiet, "q", false, "same as --quiet")
+	case "rm", "ls":
 	default:
 		return usagef("unknown pin command %q (add, rm, ls)", sub)
 	}
@@ -225,7 +232,14 @@ func runPin(args []string) error {
 		}
 		return nil
 	}
-	res, err := d.Pin(ctx, sub == "add", rest...)
+	var res *node.PinResult
+	if sub == "add" {
+		p := newProgress(*quiet, "fetched")
+		res, err = d.PinAdd(ctx, node.PinAddOptions{Timeout: *timeout, Progress: func(ip node.IngestProgress) { p.update(ip.Bytes) }}, rest...)
+		p.done()
+	} else {
+		res, err = d.Pin(ctx, false, rest...)
+	}
 	if err != nil {
 		return err
 	}
