@@ -32,6 +32,11 @@ type GatewayConfig struct {
 	// MaxRequestsPerClient caps one client's (remote IP's) requests in
 	// flight, so one client cannot starve the others (default 64).
 	MaxRequestsPerClient int `json:"max_requests_per_client,omitempty"`
+	// FetchRemote: content the cluster does not hold is fetched from IPFS
+	// peers over bitswap (connected peers, IPFS DHT providers) and served,
+	// not stored. Off by default: the gateway serves the cluster's content
+	// only, and an unknown CID is a 404 at once.
+	FetchRemote bool `json:"fetch_remote,omitempty"`
 }
 
 // PublicGateway is one hostname's settings, as Kubo's

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	boxogw "github.com/ipfs/boxo/gateway"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/fungistor/fungistor/node/gateway"
@@ -50,7 +52,7 @@ func (a *api) startGateway(addr string, vs routing.ValueStore) (string, func(), 
 		ValueStore:            vs,
 		Registry:              a.reg,
 		Logger:                a.log,
-	}, a.repo)
+	}, a.gatewayNode())
 	if err != nil {
 		return "", nil, err
 	}
@@ -71,3 +73,27 @@ func (a *api) startGateway(addr string, vs routing.ValueStore) (string, func(), 
 // valueStore is where the gateway finds IPNS records: the cluster's
 // metadata.
 func (a *api) valueStore() routing.ValueStore { return a.content.ipnsStore() }
+
+// gatewayNode is what the gateway reads: the repo, and with
+// gateway.fetch_remote also IPFS peers for what the cluster lacks.
+func (a *api) gatewayNode() gateway.Node {
+	if !a.repo.Config.Gateway.FetchRemote || a.ipfs == nil {
+		return a.repo
+	}
+	return remoteBlocks{Repo: a.repo, remote: &ingestGetter{local: a.repo, remote: a.ipfs.bitswap}}
+}
+
+// remoteBlocks reads blocks from the cluster, and those it lacks from IPFS
+// peers over bitswap (verified against their CIDs, not stored).
+type remoteBlocks struct {
+	*Repo
+	remote *ingestGetter
+}
+
+func (r remoteBlocks) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	return r.remote.GetBlock(ctx, c)
+}
+
+func (r remoteBlocks) GetBlocks(ctx context.Context, cs []cid.Cid) <-chan blocks.Block {
+	return r.remote.GetBlocks(ctx, cs)
+}

@@ -112,6 +112,17 @@ func (b *Bitswap) Close() error {
 // with ctx. Every block it returns was verified against its CID.
 func (b *Bitswap) Session(ctx context.Context) exchange.Fetcher { return b.bs.NewSession(ctx) }
 
+// GetBlock fetches one block (a session of its own).
+func (b *Bitswap) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	return b.bs.GetBlock(ctx, c)
+}
+
+// GetBlocks fetches blocks in one session; the channel closes when all
+// arrived or ctx ends.
+func (b *Bitswap) GetBlocks(ctx context.Context, cs []cid.Cid) (<-chan blocks.Block, error) {
+	return b.bs.GetBlocks(ctx, cs)
+}
+
 // providers is the client's content discovery: the IPFS DHT when the host
 // has joined it, else nothing (the client still asks connected peers).
 type providers struct{ h *Host }

@@ -50,6 +50,11 @@ func (b *backend) Get(ctx context.Context, p path.ImmutablePath, ranges ...boxog
 	if len(md.LastSegmentRemainder) > 0 || c.Prefix().Codec != cid.DagProtobuf {
 		return b.BlocksBackend.Get(ctx, p, ranges...)
 	}
+	if held, err := b.blocks.HasBlock(ctx, c); err != nil || !held {
+		// not the node's content (fetched from elsewhere by the exchange):
+		// boxo reads it
+		return b.BlocksBackend.Get(ctx, p, ranges...)
+	}
 	blk, err := b.blocks.GetBlock(ctx, c)
 	if err != nil {
 		return md, nil, statusError(err)
