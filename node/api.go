@@ -314,12 +314,29 @@ type Peer struct {
 	Addrs     []string `json:"addrs"`
 	RTTMillis float64  `json:"rtt_ms"`
 	Connected bool     `json:"connected"`
+	// Member: the peer is a member of this node's cluster (otherwise,
+	// e.g., an IPFS node fetching over bitswap).
+	Member bool `json:"member"`
+	// Conns is what each live connection negotiated.
+	Conns []PeerConn `json:"conns,omitempty"`
+}
+
+// PeerConn is one connection's transport and security.
+type PeerConn struct {
+	Transport   string `json:"transport"`
+	Security    string `json:"security"`
+	KeyExchange string `json:"key_exchange"`
+	PostQuantum bool   `json:"post_quantum"`
 }
 
 func (a *api) peers(w http.ResponseWriter, _ *http.Request) error {
 	out := []Peer{}
 	for _, p := range a.host.Peers() {
 		pe := Peer{PeerID: p.ID.String(), RTTMillis: float64(p.RTT.Microseconds()) / 1000, Connected: p.Connected, Addrs: []string{}}
+		pe.Member = a.cluster != nil && a.cluster.isMember(p.ID)
+		for _, cs := range a.host.ConnSecurity(p.ID) {
+			pe.Conns = append(pe.Conns, PeerConn{Transport: cs.Transport, Security: string(cs.Security), KeyExchange: cs.KeyExchange, PostQuantum: cs.PostQuantum})
+		}
 		for _, m := range p.Addrs {
 			pe.Addrs = append(pe.Addrs, m.String())
 		}

@@ -62,7 +62,7 @@ func runCluster(args []string) error {
 	case "status":
 		setUsage(fs, "usage: fungi cluster status [--json]\n\nThe leader, voters, non-voters and their health, the members and the metadata,\nas this node sees them.\n\nflags:\n")
 	case "peers":
-		setUsage(fs, "usage: fungi cluster peers [--json]\n\nThe libp2p peers of this node with their round-trip times.\n\nflags:\n")
+		setUsage(fs, "usage: fungi cluster peers [--json]\n\nThe libp2p peers of this node: round-trip time, member of the cluster or\nnot, and what the connection negotiated (transport, security, key exchange:\nX25519MLKEM768 is post-quantum).\n\nflags:\n")
 	case "join":
 		secret = fs.String("secret", "", "the cluster's secret, hex (default: this repo's; see $FUNGI_PATH/secret on a member)")
 		force = fs.Bool("force", false, "join even if this node's own cluster holds metadata (it is forgotten)")
@@ -148,7 +148,16 @@ func printPeers(ctx context.Context, d *node.APIClient, asJSON bool) error {
 		if !p.Connected {
 			state = "known"
 		}
-		fmt.Printf("%s  %8.2f ms  %-9s  %s\n", p.PeerID, p.RTTMillis, state, strings.Join(p.Addrs, " "))
+		kind := "other"
+		if p.Member {
+			kind = "member"
+		}
+		sec := "-"
+		if len(p.Conns) > 0 {
+			c := p.Conns[0]
+			sec = c.Transport + " " + strings.TrimPrefix(c.Security, "/") + " " + or(c.KeyExchange, "?")
+		}
+		fmt.Printf("%s  %8.2f ms  %-9s  %-6s  %-32s  %s\n", p.PeerID, p.RTTMillis, state, kind, sec, strings.Join(p.Addrs, " "))
 	}
 	return nil
 }
