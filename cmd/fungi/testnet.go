@@ -116,6 +116,9 @@ func runTestnet(args []string) error {
 				role = "-"
 			}
 			fmt.Printf("node %d  %-5s  %-8s  %s  api %s  gateway %s  pid %d\n", s.Index, state, role, s.PeerID, s.API, orNone(s.Gateway), s.PID)
+			if s.Swarm != "" {
+				fmt.Printf("        swarm %s\n", s.Swarm)
+			}
 		}
 		return nil
 	case "stop":
