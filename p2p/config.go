@@ -69,6 +69,20 @@ type Config struct {
 	// watermarks. Zero means DefaultConnLow / DefaultConnHigh.
 	ConnLow, ConnHigh int
 
+	// MaxMemory bounds, in bytes, the memory libp2p may hold for
+	// connections and streams (mostly their receive windows): the resource
+	// manager refuses what would go over. One peer may hold 1/16 of it (8
+	// to 64 MiB), a member (Host.Allowed) 1/4. Zero means 1/8 of the RAM,
+	// or of the container's memory limit, between 128 MiB and 2 GiB. At
+	// least MinMaxMemory.
+	MaxMemory int64
+
+	// MaxFileDescriptors bounds the file descriptors libp2p may use (one
+	// per TCP connection and listener); keep it above ConnHigh. Zero means
+	// half the process's limit (RLIMIT_NOFILE). At least
+	// MinMaxFileDescriptors.
+	MaxFileDescriptors int
+
 	// ExtraLatency, when set, adds a simulated one-way delay to every stream
 	// this package opens or accepts for its own protocols (Host.NewStream,
 	// Host.HandleMember, Host.Handle and the RTT pings), in both directions.
@@ -100,7 +114,8 @@ type Config struct {
 
 // DefaultConfig returns the configuration a node runs with unless told
 // otherwise: TCP and QUIC on port 4001, no bootstrap peers, the cluster's own
-// DHT, a ping every 10 s.
+// DHT, a ping every 10 s. MaxMemory and MaxFileDescriptors stay zero: New
+// sizes them to the machine.
 func DefaultConfig() Config {
 	return Config{
 		ListenAddrs:      append([]string(nil), DefaultListenAddrs...),
@@ -131,6 +146,12 @@ func (cfg Config) withDefaults() Config {
 		cfg.ConnLow, cfg.ConnHigh = d.ConnLow, d.ConnHigh
 	} else if cfg.ConnHigh == 0 {
 		cfg.ConnHigh = max(cfg.ConnLow, d.ConnHigh)
+	}
+	if cfg.MaxMemory == 0 {
+		cfg.MaxMemory = defaultMaxMemory()
+	}
+	if cfg.MaxFileDescriptors == 0 {
+		cfg.MaxFileDescriptors = defaultMaxFileDescriptors()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -180,6 +201,10 @@ func (cfg Config) parse() (listen []multiaddr.Multiaddr, boot []peer.AddrInfo, e
 		return nil, nil, fmt.Errorf("p2p: bootstrap timeout %s: must be positive", cfg.BootstrapTimeout)
 	case cfg.ConnLow < 0 || cfg.ConnHigh < 0 || cfg.ConnLow > cfg.ConnHigh:
 		return nil, nil, fmt.Errorf("p2p: connection watermarks low=%d high=%d: want 0 <= low <= high", cfg.ConnLow, cfg.ConnHigh)
+	case cfg.MaxMemory < MinMaxMemory:
+		return nil, nil, fmt.Errorf("p2p: max memory %d: want at least %d (128 MiB), or 0 for 1/8 of the RAM", cfg.MaxMemory, MinMaxMemory)
+	case cfg.MaxFileDescriptors < MinMaxFileDescriptors:
+		return nil, nil, fmt.Errorf("p2p: max file descriptors %d: want at least %d, or 0 for half the process limit", cfg.MaxFileDescriptors, MinMaxFileDescriptors)
 	}
 	return listen, boot, nil
 }
