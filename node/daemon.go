@@ -72,6 +72,7 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 	defer cluster.Close()
 	// member-only protocols (fragment writes) let in the pool's members
 	host.SetAllowed(cluster.isMember)
+	go recheckMembers(ctx, host)
 	served := &faultStore{FragmentStore: kvFragments{repo.frags}}
 	host.ServeFragments(served)
 	content := newClusterContent(repo, host, cluster, log)
@@ -153,4 +154,19 @@ func APIAddr(path string) string {
 	}
 	c.Close()
 	return addr
+}
+
+// recheckMembers gives peers that became members (or stopped being ones)
+// while connected their new resource limits and connection protection.
+func recheckMembers(ctx context.Context, host *p2p.Host) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			host.RecheckMembers()
+		}
+	}
 }

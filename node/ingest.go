@@ -117,7 +117,6 @@ type ingestGetter struct {
 
 	last          atomic.Int64 // unix nanos of the last block
 	count, nbytes atomic.Int64
-	waiting       atomic.Pointer[cid.Cid] // a block asked for and not yet delivered
 }
 
 func (g *ingestGetter) got(blk blocks.Block) {
@@ -138,7 +137,6 @@ func (g *ingestGetter) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, e
 			return blk, nil
 		}
 	}
-	g.waiting.Store(&c)
 	blk, err := g.remote.GetBlock(ctx, c)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil {
@@ -175,7 +173,6 @@ func (g *ingestGetter) GetBlocks(ctx context.Context, cs []cid.Cid) <-chan block
 		wg.Go(func() { send(ch) })
 	}
 	if len(remote) > 0 {
-		g.waiting.Store(&remote[0])
 		if ch, err := g.remote.GetBlocks(ctx, remote); err == nil {
 			wg.Go(func() { send(ch) })
 		}
@@ -202,12 +199,8 @@ func (g *ingestGetter) watch(ctx context.Context, cancel context.CancelCauseFunc
 			progress(IngestProgress{Blocks: g.count.Load(), Bytes: g.nbytes.Load()})
 		}
 		if time.Since(time.Unix(0, g.last.Load())) > stall {
-			what := ""
-			if c := g.waiting.Load(); c != nil && *c != root {
-				what = " (waiting for block " + c.String() + ")"
-			}
-			cancel(fmt.Errorf("fetch %s: %w for %s%s: no connected peer has it, nor any provider in the IPFS DHT (ipfs.dht); the cluster keeps nothing of it",
-				root, ErrFetchStalled, stall, what))
+			cancel(fmt.Errorf("fetch %s: %w for %s (%d blocks arrived): no connected peer has the rest, nor any provider in the IPFS DHT (ipfs.dht); the cluster keeps nothing of it",
+				root, ErrFetchStalled, stall, g.count.Load()))
 			return
 		}
 	}

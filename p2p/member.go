@@ -18,9 +18,11 @@ import (
 func (h *Host) SetAllowed(allow func(peer.ID) bool) {
 	if allow == nil {
 		h.allowed.Store(nil)
-		return
+	} else {
+		h.allowed.Store(&allow)
 	}
-	h.allowed.Store(&allow)
+	// peers connected before the gate get members' limits now
+	h.RecheckMembers()
 }
 
 // Allowed reports whether the membership gate lets id in.
