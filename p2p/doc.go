@@ -28,6 +28,18 @@
 //     Host.HandleMember are reset, before their handler runs, when the
 //     predicate set with Host.SetAllowed rejects the remote peer. The DHT,
 //     ping and Host.Handle protocols stay open.
+//   - The IPFS network: boxo's bitswap, server and client (Host.StartBitswap:
+//     any peer fetches the blocks of a BlockSource; Bitswap.Session fetches
+//     from connected peers and IPFS DHT providers), and the IPFS DHT
+//     (/ipfs/kad/1.0.0) beside the cluster's with boxo's provider system
+//     announcing and reannouncing keys (Host.JoinIPFS, Host.IPFSProvide).
+//   - Limits for an open service: an explicit resource manager scaled to
+//     Config.MaxMemory and Config.MaxFileDescriptors, tight per-peer limits
+//     for strangers, members' raised and their connections protected from
+//     trimming (limits.go).
+//   - What each connection negotiated (Host.ConnSecurity): TLS 1.3 with the
+//     hybrid post-quantum key exchange X25519MLKEM768 is offered first,
+//     Noise second (security.go).
 //   - Partitions for tests: Host.Block refuses and closes every connection
 //     with the given peers until Host.Unblock (a connection gater), and
 //     Config.ExtraLatency / DelayStream add a simulated delay, since the
