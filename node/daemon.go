@@ -99,6 +99,7 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 		return err
 	}
 	api.ipfs = ipfs
+	api.handle("GET /api/v0/ipfs/status", api.ipfsStatusHandler)
 	// adds on other nodes are forwarded here when this node leads
 	forwarded := api.serveForwarded()
 	defer forwarded.Close()

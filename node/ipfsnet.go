@@ -3,8 +3,10 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -271,6 +273,15 @@ type ipfsStatus struct {
 	Provide string `json:"provide"`
 	// Announced is how many CIDs the node announces.
 	Announced int `json:"announced"`
+}
+
+// ipfsStatusHandler: GET /api/v0/ipfs/status.
+func (a *api) ipfsStatusHandler(w http.ResponseWriter, r *http.Request) error {
+	if a.ipfs == nil {
+		return httpError{http.StatusServiceUnavailable, errors.New("no IPFS network on this node (not a daemon)")}
+	}
+	writeJSON(w, http.StatusOK, a.ipfs.status(r.Context()))
+	return nil
 }
 
 func (n *ipfsNet) status(ctx context.Context) ipfsStatus {
