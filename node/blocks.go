@@ -43,6 +43,9 @@ type blockSource struct {
 
 	flightMu sync.Mutex
 	flights  map[cid.Cid]*flight
+
+	prefetchOnce sync.Once
+	pre          *prefetcher // read-ahead (prefetch.go)
 }
 
 // blockObject is a decoded manifest with its reader.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 
 	"github.com/fungistor/fungistor/p2p"
@@ -175,7 +176,7 @@ type ipfsNet struct {
 // config (or, for auto, a public address) says so.
 func startIPFS(ctx context.Context, repo *Repo, host *p2p.Host, a *api, log *slog.Logger) (*ipfsNet, error) {
 	ic := repo.Config.IPFS
-	bs, err := host.StartBitswap(repo, p2p.BitswapConfig{Registry: a.reg})
+	bs, err := host.StartBitswap(aheadSource{repo}, p2p.BitswapConfig{Registry: a.reg})
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +200,13 @@ func startIPFS(ctx context.Context, repo *Repo, host *p2p.Host, a *api, log *slo
 	}
 	go n.announceLoop(ctx)
 	return n, nil
+}
+
+// aheadSource serves bitswap peers with read-ahead (prefetch.go).
+type aheadSource struct{ *Repo }
+
+func (s aheadSource) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	return s.GetBlockAhead(ctx, c)
 }
 
 // keys lists what to announce: the pinned roots, or every block.
