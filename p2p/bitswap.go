@@ -150,7 +150,15 @@ func (s sourceStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 }
 
 func (s sourceStore) GetSize(ctx context.Context, c cid.Cid) (int, error) {
-	return s.src.BlockSize(ctx, c)
+	n, err := s.src.BlockSize(ctx, c)
+	if err == nil && n == 0 {
+		// boxo's engine takes a size of 0 for "not here" and would never
+		// send the empty block (the raw leaf of every empty file added
+		// with raw leaves): a Kubo server has the same bug and its peers
+		// hang on such trees. The size only sizes the reply.
+		n = 1
+	}
+	return n, err
 }
 
 func (s sourceStore) Has(ctx context.Context, c cid.Cid) (bool, error) {

@@ -64,6 +64,7 @@ func TestBitswap(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	src := &memSource{}
 	blk := src.add("a block served over bitswap")
+	empty := src.add("")
 	if _, err := server.StartBitswap(src, BitswapConfig{Registry: reg}); err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +85,11 @@ func TestBitswap(t *testing.T) {
 		if string(got.RawData()) != string(blk.RawData()) {
 			t.Fatalf("got %q", got.RawData())
 		}
+		// the empty block (every empty file's raw leaf) is served too
+		got, err = bs.GetBlock(ctx, empty.Cid())
+		if err != nil || len(got.RawData()) != 0 {
+			t.Fatalf("empty block: %v, %v", got, err)
+		}
 		// nobody has it: not delivered before the deadline
 		short, cancelShort := context.WithTimeout(ctx, time.Second)
 		_, err = bs.GetBlock(short, testCID("nobody has this"))
@@ -92,7 +98,7 @@ func TestBitswap(t *testing.T) {
 			t.Fatal("an unknown block was delivered")
 		}
 	}
-	for kind, want := range map[string]float64{"member": 1, "other": 1} {
+	for kind, want := range map[string]float64{"member": 2, "other": 2} {
 		eventually(t, 5*time.Second, func() error {
 			n := counterValue(t, reg, "fungi_bitswap_blocks_sent_total", kind)
 			if n != want {

@@ -296,7 +296,7 @@ func Up(ctx context.Context, o Options) (*State, error) {
 		cfg.P2P.Bootstrap = bootstrap
 		cfg.IPFS.DHT = node.ToggleOff
 		if o.IPFSDHT {
-			boot := slices.Clone(bootstrap)
+			boot := append([]string{}, bootstrap...) // node 1: none, never Kubo's public list
 			cfg.IPFS.DHT, cfg.IPFS.DHTPrivateAddrs, cfg.IPFS.Bootstrap = node.ToggleOn, true, &boot
 		}
 		if o.Coding != "" {
