@@ -204,8 +204,33 @@ type CARWriteOptions struct {
 // It returns the bytes written. A block the getter cannot give fails the
 // export with its error, after the sections before it were written.
 func WriteCAR(ctx context.Context, w io.Writer, root cid.Cid, bg BlockGetter, o CARWriteOptions) (int64, error) {
-	if o.Ahead <= 0 {
-		o.Ahead = 32
+	cw := &countWriter{w: w}
+	if _, err := cw.Write(carV1Header(root)); err != nil {
+		return cw.n, err
+	}
+	var sec []byte
+	err := FetchDAG(ctx, root, bg, o.Ahead, func(blk blocks.Block) error {
+		sec = appendSection(sec[:0], blk)
+		if _, err := cw.Write(sec); err != nil {
+			return err
+		}
+		if o.Progress != nil {
+			o.Progress(int64(len(sec)))
+		}
+		return nil
+	})
+	return cw.n, err
+}
+
+// FetchDAG visits every block of the DAG under root in WriteCAR's order
+// (depth-first, pre-order, links in data model order, each distinct CID
+// once, identity CIDs included), fetching up to ahead blocks ahead of the
+// walk (default 32) from bg. A block bg cannot give, or an error of visit,
+// ends the walk with that error. The blocks are bg's: FetchDAG does not
+// check them against their CIDs.
+func FetchDAG(ctx context.Context, root cid.Cid, bg BlockGetter, ahead int, visit func(blocks.Block) error) error {
+	if ahead <= 0 {
+		ahead = 32
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	f := &fetcher{bg: bg, ctx: ctx, pending: map[cid.Cid]*fetch{}}
@@ -213,17 +238,12 @@ func WriteCAR(ctx context.Context, w io.Writer, root cid.Cid, bg BlockGetter, o 
 	defer f.wg.Wait()
 	defer cancel()
 
-	cw := &countWriter{w: w}
-	if _, err := cw.Write(carV1Header(root)); err != nil {
-		return cw.n, err
-	}
 	type frame struct {
 		links []cid.Cid
 		i     int
 	}
 	seen := map[cid.Cid]struct{}{root: {}}
 	stack := []frame{{links: []cid.Cid{root}}}
-	var sec []byte
 	for len(stack) > 0 {
 		top := &stack[len(stack)-1]
 		if top.i == len(top.links) {
@@ -241,15 +261,15 @@ func WriteCAR(ctx context.Context, w io.Writer, root cid.Cid, bg BlockGetter, o 
 		// top up the blocks in flight with the next ones the walk will
 		// meet: this one, then the unvisited links on the stack, nearest
 		// first
-		if !f.has(c) || f.inFlight() <= o.Ahead/2 {
+		if !f.has(c) || f.inFlight() <= ahead/2 {
 			var next []cid.Cid
 			if !f.has(c) && !IsIdentity(c) {
 				next = append(next, c)
 			}
-			for i := len(stack) - 1; i >= 0 && f.inFlight()+len(next) < o.Ahead; i-- {
+			for i := len(stack) - 1; i >= 0 && f.inFlight()+len(next) < ahead; i-- {
 				fr := stack[i]
 				for _, l := range fr.links[fr.i:] {
-					if f.inFlight()+len(next) >= o.Ahead {
+					if f.inFlight()+len(next) >= ahead {
 						break
 					}
 					if _, ok := seen[l]; ok || IsIdentity(l) || f.has(l) || slicesContains(next, l) {
@@ -262,24 +282,20 @@ func WriteCAR(ctx context.Context, w io.Writer, root cid.Cid, bg BlockGetter, o 
 		}
 		blk, err := f.get(c)
 		if err != nil {
-			return cw.n, err
+			return err
 		}
-		sec = appendSection(sec[:0], blk)
-		if _, err := cw.Write(sec); err != nil {
-			return cw.n, err
-		}
-		if o.Progress != nil {
-			o.Progress(int64(len(sec)))
+		if err := visit(blk); err != nil {
+			return err
 		}
 		links, err := Links(blk)
 		if err != nil {
-			return cw.n, err
+			return err
 		}
 		if len(links) > 0 {
 			stack = append(stack, frame{links: links})
 		}
 	}
-	return cw.n, nil
+	return nil
 }
 
 func slicesContains(s []cid.Cid, c cid.Cid) bool {

@@ -169,6 +169,21 @@ func (r *Repo) ImportCAR(ctx context.Context, car io.Reader, o DAGImportOptions)
 // not match its CID, a root in no file) is an error matching
 // fungi.ErrBadCAR or another fungi sentinel, as a 400 on the API.
 func (r *Repo) ImportCARs(ctx context.Context, next func() (io.Reader, error), o DAGImportOptions) (*DAGImportResult, error) {
+	return r.importDAG(ctx, o, func(d *fungi.DAGImport) error { return readCARs(ctx, d, next, o) })
+}
+
+// ImportFetched stores the DAG under root as an import (as ImportCARs),
+// its blocks fetched from bg in the order of a CAR export. bg's blocks
+// must have been checked against their CIDs (a bitswap session's are).
+func (r *Repo) ImportFetched(ctx context.Context, root cid.Cid, bg fungi.BlockGetter, o DAGImportOptions) (*DAGImportResult, error) {
+	return r.importDAG(ctx, o, func(d *fungi.DAGImport) error {
+		d.AddRoots([]cid.Cid{root})
+		return fungi.FetchDAG(ctx, root, bg, ingestAhead, func(blk blocks.Block) error { return d.Add(ctx, blk) })
+	})
+}
+
+// importDAG stores the blocks feed gives d as one import (ImportCARs).
+func (r *Repo) importDAG(ctx context.Context, o DAGImportOptions, feed func(d *fungi.DAGImport) error) (*DAGImportResult, error) {
 	coding, err := fungi.ParseCoding(or(o.Coding, r.Config.Coding))
 	if err != nil {
 		return nil, httpError{http.StatusBadRequest, err}
@@ -194,7 +209,7 @@ func (r *Repo) ImportCARs(ctx context.Context, next func() (io.Reader, error), o
 		return err == nil && ok
 	}
 	d := fungi.NewDAGImport(w.Writer, held)
-	res, err := r.importCARs(ctx, d, next, o)
+	res, err := r.commitImport(ctx, d, feed, o)
 	if err != nil {
 		w.Wait() // puts still in flight land before the clean-up
 	}
@@ -215,7 +230,8 @@ func badInput(err error) error {
 	return err
 }
 
-func (r *Repo) importCARs(ctx context.Context, d *fungi.DAGImport, next func() (io.Reader, error), o DAGImportOptions) (*DAGImportResult, error) {
+// readCARs gives d the roots and blocks of the CAR streams next returns.
+func readCARs(ctx context.Context, d *fungi.DAGImport, next func() (io.Reader, error), o DAGImportOptions) error {
 	limit := 0
 	if o.AllowBigBlock {
 		limit = fungi.MaxBlockSize
@@ -224,19 +240,19 @@ func (r *Repo) importCARs(ctx context.Context, d *fungi.DAGImport, next func() (
 		rd, err := next()
 		if err == io.EOF {
 			if n == 1 {
-				return nil, httpError{http.StatusBadRequest, errors.New("no CAR file to import")}
+				return httpError{http.StatusBadRequest, errors.New("no CAR file to import")}
 			}
-			break
+			return nil
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if o.Progress != nil {
 			rd = &progressReader{r: rd, fn: o.Progress}
 		}
 		cr, err := fungi.NewCARReader(rd, fungi.CAROptions{MaxBlockSize: limit})
 		if err != nil {
-			return nil, badInput(carFileError(n, err))
+			return badInput(carFileError(n, err))
 		}
 		d.AddRoots(cr.Roots)
 		for {
@@ -251,9 +267,17 @@ func (r *Repo) importCARs(ctx context.Context, d *fungi.DAGImport, next func() (
 				if !o.AllowBigBlock && errors.Is(err, fungi.ErrBlockTooBig) {
 					err = fmt.Errorf("%w (allow-big-block raises the limit to 4 MiB)", err)
 				}
-				return nil, badInput(carFileError(n, err))
+				return badInput(carFileError(n, err))
 			}
 		}
+	}
+}
+
+// commitImport runs feed, then commits what d made: manifests and pins in
+// one raft write (ImportCARs).
+func (r *Repo) commitImport(ctx context.Context, d *fungi.DAGImport, feed func(d *fungi.DAGImport) error, o DAGImportOptions) (*DAGImportResult, error) {
+	if err := feed(d); err != nil {
+		return nil, err
 	}
 	if err := d.Finish(); err != nil {
 		return nil, badInput(err)

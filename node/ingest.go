@@ -57,20 +57,21 @@ func (a *api) ingest(r *http.Request, root cid.Cid, stall time.Duration, progres
 	}()
 	wg.Go(func() { g.watch(ctx, cancel, root, stall, progress) })
 
-	pr, pw := io.Pipe()
-	var werr error
-	wg.Go(func() {
-		_, werr = fungi.WriteCAR(ctx, pw, root, g, fungi.CARWriteOptions{Ahead: ingestAhead})
-		pw.CloseWithError(werr)
-	})
 	o := DAGImportOptions{PinRoots: true, Coding: a.repo.Config.Coding}
 	var res *DAGImportResult
-	var err error
+	var err, werr error
 	leader, fwd, ferr := a.mustForward(r)
 	switch {
 	case ferr != nil:
 		err = ferr
 	case fwd:
+		// to the leader as a CAR stream, which it checks block by block
+		pr, pw := io.Pipe()
+		defer pr.Close()
+		wg.Go(func() {
+			_, werr = fungi.WriteCAR(ctx, pw, root, g, fungi.CARWriteOptions{Ahead: ingestAhead})
+			pw.CloseWithError(werr)
+		})
 		lc := &APIClient{base: "http://" + leader.String() + "/api/v0/", hc: a.fwd}
 		opened := false
 		res, err = lc.ImportFiles(ctx, []CARInput{{Name: root.String(), Open: func() (io.ReadCloser, error) {
@@ -86,10 +87,11 @@ func (a *api) ingest(r *http.Request, root cid.Cid, stall time.Duration, progres
 			wcancel()
 		}
 	default:
-		res, err = a.repo.ImportCAR(ctx, pr, o)
+		// the leader: the blocks go straight into the import (bitswap
+		// checked them against their CIDs; no CAR to write and read again)
+		res, err = a.repo.ImportFetched(ctx, root, g, o)
 	}
 	if err != nil {
-		pr.CloseWithError(err)
 		cancel(err)
 		wg.Wait()
 		// the fetch's failure (a stall, a bad block) explains the import's
