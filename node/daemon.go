@@ -160,14 +160,21 @@ func APIAddr(path string) string {
 // recheckMembers gives peers that became members (or stopped being ones)
 // while connected their new resource limits and connection protection.
 func recheckMembers(ctx context.Context, host *p2p.Host) {
-	t := time.NewTicker(10 * time.Second)
+	ticks(ctx, 10*time.Second, func() bool { host.RecheckMembers(); return true })
+}
+
+// ticks calls fn every d until ctx ends or fn returns false.
+func ticks(ctx context.Context, d time.Duration, fn func() bool) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			host.RecheckMembers()
+		}
+		if !fn() {
+			return
 		}
 	}
 }

@@ -189,23 +189,17 @@ func (g *ingestGetter) GetBlocks(ctx context.Context, cs []cid.Cid) <-chan block
 // watch reports progress every 250 ms and cancels the ingest with
 // ErrFetchStalled when no block arrived for stall.
 func (g *ingestGetter) watch(ctx context.Context, cancel context.CancelCauseFunc, root cid.Cid, stall time.Duration, progress func(IngestProgress)) {
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ticks(ctx, 250*time.Millisecond, func() bool {
 		if progress != nil {
 			progress(IngestProgress{Blocks: g.count.Load(), Bytes: g.nbytes.Load()})
 		}
-		if time.Since(time.Unix(0, g.last.Load())) > stall {
-			cancel(fmt.Errorf("fetch %s: %w for %s (%d blocks arrived): no connected peer has the rest, nor any provider in the IPFS DHT (ipfs.dht); the cluster keeps nothing of it",
-				root, ErrFetchStalled, stall, g.count.Load()))
-			return
+		if time.Since(time.Unix(0, g.last.Load())) <= stall {
+			return true
 		}
-	}
+		cancel(fmt.Errorf("fetch %s: %w for %s (%d blocks arrived): no connected peer has the rest, nor any provider in the IPFS DHT (ipfs.dht); the cluster keeps nothing of it",
+			root, ErrFetchStalled, stall, g.count.Load()))
+		return false
+	})
 }
 
 // pinIngest answers a pin add that names CIDs the cluster lacks: each is

@@ -252,9 +252,7 @@ func (n *ipfsNet) announced(ctx context.Context) []cid.Cid {
 // second it compares what the node serves with what it announced.
 func (n *ipfsNet) announceLoop(ctx context.Context) {
 	done := map[cid.Cid]bool{}
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
+	announce := func() bool {
 		for _, c := range n.announced(ctx) {
 			if done[c] {
 				continue
@@ -267,12 +265,10 @@ func (n *ipfsNet) announceLoop(ctx context.Context) {
 			}
 			done[c] = true
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+		return true
 	}
+	announce()
+	ticks(ctx, time.Second, announce)
 }
 
 // ipfsStatus is GET /api/v0/ipfs/status: bitswap and the IPFS DHT.

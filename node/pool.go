@@ -573,15 +573,7 @@ func (cc *clusterContent) collectOrphans(ctx context.Context, minAge time.Durati
 
 // orphanLoop collects orphans now and then.
 func (cc *clusterContent) orphanLoop(ctx context.Context, age time.Duration) {
-	every := max(age/4, time.Minute)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ticks(ctx, max(age/4, time.Minute), func() bool {
 		res, err := cc.collectOrphans(ctx, age)
 		switch {
 		case err != nil:
@@ -589,7 +581,8 @@ func (cc *clusterContent) orphanLoop(ctx context.Context, age time.Duration) {
 		case res.Deleted > 0:
 			cc.log.Info("orphan collection", "deleted", res.Deleted, "bytes", res.Bytes)
 		}
-	}
+		return true
+	})
 }
 
 // describeLeft says which members an add left out of its pool.

@@ -911,24 +911,31 @@ def main():
     args.size = parse_size(args.size)
     if args.size < MiB or args.objects < 1:
         ap.error("--size must be at least 1M and --objects at least 1")
+    return drive("bench_content", ap, args, bench, render)
+
+
+def drive(name, ap, args, bench, render):
+    """Runs bench(args, work) in --work or a fresh directory, removed after
+    unless --keep; prints the run as JSON (--json) or render's table.
+    Returns the exit status."""
     if args.work:
         work = os.path.abspath(args.work)
         if os.path.exists(work) and os.listdir(work):
             ap.error("--work %s is not empty" % work)
         os.makedirs(work, exist_ok=True)
     else:
-        work = tempfile.mkdtemp(prefix="bench-content-")
+        work = tempfile.mkdtemp(prefix=name.replace("_", "-") + "-")
     signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
     try:
         out = bench(args, work)
     except Failure as e:
-        print("bench_content: %s" % e, file=sys.stderr)
+        print("%s: %s" % (name, e), file=sys.stderr)
         if not args.keep:
-            print("bench_content: (rerun with --keep to keep the repos and logs in WORK)", file=sys.stderr)
+            print("%s: (rerun with --keep to keep the repos and logs in WORK)" % name, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("bench_content: interrupted", file=sys.stderr)
+        print("%s: interrupted" % name, file=sys.stderr)
         return 130
     finally:
         if args.keep:
@@ -937,7 +944,6 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(out) if args.json else render(out))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -39,7 +39,7 @@ CPU profiles of node 6 (fetch) and the leader (ingest) of the first round
 into DIR. MB = 10^6 bytes. Everything it started is stopped on exit, Ctrl-C
 included; WORK is removed unless --keep. Python 3 standard library only.
 """
-import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time, urllib.request
+import argparse, json, os, shutil, signal, statistics, subprocess, sys, threading, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True  # no scripts/__pycache__
@@ -462,12 +462,6 @@ def render(d):
     return "\n".join(lines)
 
 
-def interrupted(*_):
-    # SIGINT (even when started with it ignored, as a background job) and
-    # SIGTERM unwind, so the finally blocks stop the daemons
-    raise KeyboardInterrupt
-
-
 def main():
     global quiet
     ap = argparse.ArgumentParser(description="FungiStor in the IPFS network beside Kubo: Kubo fetching from fungi, and ingest.")
@@ -495,33 +489,7 @@ def main():
     if args.pprof:
         args.pprof = os.path.abspath(args.pprof)
         os.makedirs(args.pprof, exist_ok=True)
-    if args.work:
-        work = os.path.abspath(args.work)
-        if os.path.exists(work) and os.listdir(work):
-            ap.error("--work %s is not empty" % work)
-        os.makedirs(work, exist_ok=True)
-    else:
-        work = tempfile.mkdtemp(prefix="bench-ipfsnet-")
-    signal.signal(signal.SIGINT, interrupted)
-    signal.signal(signal.SIGTERM, interrupted)
-    try:
-        out = bench(args, work)
-    except Failure as e:
-        print("bench_ipfsnet: %s" % e, file=sys.stderr)
-        if not args.keep:
-            print("bench_ipfsnet: (rerun with --keep to keep the repos and logs in WORK)", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench_ipfsnet: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        if args.keep:
-            say("kept %s" % work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(out) if args.json else render(out))
-    return 0
-
+    return bc.drive("bench_ipfsnet", ap, args, bench, render)
 
 if __name__ == "__main__":
     sys.exit(main())
