@@ -362,36 +362,9 @@ func TestLimitsTrimKeepsMembers(t *testing.T) {
 
 // TestLimitsConfig: the new fields' validation, their defaults, and the
 // limits they give.
+// The budgets' defaults and what they scale to (their validation is in
+// TestConfigValidate).
 func TestLimitsConfig(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		mut    func(*Config)
-		prefix string
-	}{
-		{"negative memory", func(c *Config) { c.MaxMemory = -1 }, "p2p: max memory -1: "},
-		{"small memory", func(c *Config) { c.MaxMemory = 1 << 20 }, "p2p: max memory 1048576: "},
-		{"negative fds", func(c *Config) { c.MaxFileDescriptors = -1 }, "p2p: max file descriptors -1: "},
-		{"few fds", func(c *Config) { c.MaxFileDescriptors = 10 }, "p2p: max file descriptors 10: "},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := testConfig()
-			tc.mut(&cfg)
-			err := cfg.Validate()
-			if err == nil {
-				t.Fatal("Validate accepted it")
-			}
-			msg := err.Error()
-			t.Log(msg)
-			if !strings.HasPrefix(msg, tc.prefix) || strings.Contains(msg, "\n") || len(msg) == len(tc.prefix) {
-				t.Errorf("error %q: want one line starting %q and giving a reason", msg, tc.prefix)
-			}
-			priv, _, _ := crypto.GenerateEd25519Key(nil)
-			if _, err := New(t.Context(), cfg, priv); err == nil || err.Error() != msg {
-				t.Errorf("New: %v, want the Validate error", err)
-			}
-		})
-	}
-
 	d := Config{}.withDefaults()
 	t.Logf("defaults here: MaxMemory %d MiB, MaxFileDescriptors %d", d.MaxMemory>>20, d.MaxFileDescriptors)
 	if d.MaxMemory < MinMaxMemory || d.MaxMemory > defaultMaxMemoryCap {

@@ -163,6 +163,10 @@ func TestConfigValidate(t *testing.T) {
 		{"dht prefix", func(c *Config) { c.DHTPrefix = "fungi" }, `p2p: DHT prefix "fungi": `},
 		{"watermarks", func(c *Config) { c.ConnLow, c.ConnHigh = 10, 5 }, `p2p: connection watermarks low=10 high=5: `},
 		{"ping interval", func(c *Config) { c.PingInterval = -time.Second }, `p2p: ping interval -1s: `},
+		{"negative memory", func(c *Config) { c.MaxMemory = -1 }, "p2p: max memory -1: "},
+		{"small memory", func(c *Config) { c.MaxMemory = 1 << 20 }, "p2p: max memory 1048576: "},
+		{"negative fds", func(c *Config) { c.MaxFileDescriptors = -1 }, "p2p: max file descriptors -1: "},
+		{"few fds", func(c *Config) { c.MaxFileDescriptors = 10 }, "p2p: max file descriptors 10: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
