@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	blocks "github.com/ipfs/go-block-format"
@@ -123,6 +124,9 @@ func (c IPFSConfig) validate() error {
 	case "", ProvideRoots, ProvideAll:
 	default:
 		return fmt.Errorf("ipfs.provide %q: want %q or %q", c.Provide, ProvideRoots, ProvideAll)
+	}
+	if err := (p2p.IPFSConfig{Bootstrap: c.bootstrap()}).Validate(); err != nil {
+		return fmt.Errorf("ipfs.bootstrap: %s", strings.TrimPrefix(err.Error(), "p2p: IPFS bootstrap address "))
 	}
 	if _, err := c.reprovideInterval(); err != nil {
 		return err

@@ -53,6 +53,13 @@ type IPFSConfig struct {
 	Keys func(ctx context.Context) (<-chan cid.Cid, error)
 }
 
+// Validate checks cfg's bootstrap addresses; the error is one line naming
+// the address.
+func (cfg IPFSConfig) Validate() error {
+	_, err := parseIPFSBootstrap(cfg.Bootstrap)
+	return err
+}
+
 // ipfsNet is the host's part in the IPFS network: the IPFS DHT and the
 // provider system announcing this host's content in it.
 type ipfsNet struct {
@@ -74,7 +81,7 @@ func (h *Host) JoinIPFS(ctx context.Context, cfg IPFSConfig) error {
 	if h.ipfs != nil {
 		return errors.New("p2p: already in the IPFS DHT")
 	}
-	boot, err := parseIPFSBootstrap(ctx, cfg.Bootstrap)
+	boot, err := parseIPFSBootstrap(cfg.Bootstrap)
 	if err != nil {
 		return err
 	}
@@ -136,9 +143,9 @@ func (h *Host) JoinIPFS(ctx context.Context, cfg IPFSConfig) error {
 	return nil
 }
 
-// parseIPFSBootstrap parses bootstrap multiaddrs, resolving /dnsaddr/ ones
-// (Kubo's default list is of those).
-func parseIPFSBootstrap(ctx context.Context, addrs []string) ([]peer.AddrInfo, error) {
+// parseIPFSBootstrap parses bootstrap multiaddrs; /dnsaddr/ ones (Kubo's
+// default list is of those) are resolved when dialed.
+func parseIPFSBootstrap(addrs []string) ([]peer.AddrInfo, error) {
 	var out []peer.AddrInfo
 	for _, s := range addrs {
 		a, err := parseMultiaddr(s)
