@@ -1,6 +1,8 @@
 package fungi
 
 import (
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/ipfs/go-cid"
@@ -134,11 +136,7 @@ func (x *BlockIndex) Has(root cid.Cid) bool {
 func (x *BlockIndex) Roots() []cid.Cid {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	out := make([]cid.Cid, 0, len(x.roots))
-	for r := range x.roots {
-		out = append(out, r)
-	}
-	return out
+	return slices.Collect(maps.Keys(x.roots))
 }
 
 // Len returns the number of distinct blocks indexed.
@@ -152,9 +150,5 @@ func (x *BlockIndex) Len() int {
 func (x *BlockIndex) Blocks() []cid.Cid {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	out := make([]cid.Cid, 0, len(x.blocks))
-	for c := range x.blocks {
-		out = append(out, c)
-	}
-	return out
+	return slices.Collect(maps.Keys(x.blocks))
 }

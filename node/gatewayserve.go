@@ -80,14 +80,14 @@ func (a *api) gatewayNode() gateway.Node {
 	if !a.repo.Config.Gateway.FetchRemote || a.ipfs == nil {
 		return a.repo
 	}
-	return remoteBlocks{Repo: a.repo, remote: &ingestGetter{local: a.repo, remote: a.ipfs.bitswap}}
+	return remoteBlocks{Repo: a.repo, remote: &peerGetter{local: a.repo, remote: a.ipfs.bitswap}}
 }
 
 // remoteBlocks reads blocks from the cluster, and those it lacks from IPFS
 // peers over bitswap (verified against their CIDs, not stored).
 type remoteBlocks struct {
 	*Repo
-	remote *ingestGetter
+	remote *peerGetter
 }
 
 func (r remoteBlocks) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {

@@ -48,7 +48,7 @@ func (a *api) ingest(r *http.Request, root cid.Cid, stall time.Duration, progres
 		return nil, httpError{http.StatusNotFound, fmt.Errorf("%s: %w in the cluster", root, ErrNotFound)}
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
-	g := &ingestGetter{local: a.repo, remote: a.ipfs.bitswap.Session(ctx)}
+	g := &peerGetter{local: a.repo, remote: a.ipfs.bitswap.Session(ctx)}
 	g.last.Store(time.Now().UnixNano())
 	var wg sync.WaitGroup
 	defer func() {
@@ -111,9 +111,10 @@ func (a *api) ingest(r *http.Request, root cid.Cid, stall time.Duration, progres
 	return res, nil
 }
 
-// ingestGetter gets an ingest's blocks: those the cluster holds from it,
-// the others over bitswap. It records when a block last arrived.
-type ingestGetter struct {
+// peerGetter gets blocks for an ingest (and for the gateway with
+// fetch_remote): those the cluster holds from it, the others over bitswap
+// from IPFS peers. It counts what arrived and when the last block did.
+type peerGetter struct {
 	local  *Repo
 	remote exchange.Fetcher
 
@@ -121,18 +122,18 @@ type ingestGetter struct {
 	count, nbytes atomic.Int64
 }
 
-func (g *ingestGetter) got(blk blocks.Block) {
+func (g *peerGetter) got(blk blocks.Block) {
 	g.last.Store(time.Now().UnixNano())
 	g.count.Add(1)
 	g.nbytes.Add(int64(len(blk.RawData())))
 }
 
-func (g *ingestGetter) held(ctx context.Context, c cid.Cid) bool {
+func (g *peerGetter) held(ctx context.Context, c cid.Cid) bool {
 	ok, err := g.local.HasBlock(ctx, c)
 	return err == nil && ok
 }
 
-func (g *ingestGetter) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+func (g *peerGetter) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	if g.held(ctx, c) {
 		if blk, err := g.local.GetBlock(ctx, c); err == nil {
 			g.got(blk)
@@ -150,7 +151,7 @@ func (g *ingestGetter) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, e
 	return blk, nil
 }
 
-func (g *ingestGetter) GetBlocks(ctx context.Context, cs []cid.Cid) <-chan blocks.Block {
+func (g *peerGetter) GetBlocks(ctx context.Context, cs []cid.Cid) <-chan blocks.Block {
 	var local, remote []cid.Cid
 	for _, c := range cs {
 		if g.held(ctx, c) {
@@ -188,7 +189,7 @@ func (g *ingestGetter) GetBlocks(ctx context.Context, cs []cid.Cid) <-chan block
 
 // watch reports progress every 250 ms and cancels the ingest with
 // ErrFetchStalled when no block arrived for stall.
-func (g *ingestGetter) watch(ctx context.Context, cancel context.CancelCauseFunc, root cid.Cid, stall time.Duration, progress func(IngestProgress)) {
+func (g *peerGetter) watch(ctx context.Context, cancel context.CancelCauseFunc, root cid.Cid, stall time.Duration, progress func(IngestProgress)) {
 	ticks(ctx, 250*time.Millisecond, func() bool {
 		if progress != nil {
 			progress(IngestProgress{Blocks: g.count.Load(), Bytes: g.nbytes.Load()})

@@ -253,10 +253,24 @@ func (n *ipfsNet) announced(ctx context.Context) []cid.Cid {
 }
 
 // announceLoop announces new content as soon as it is committed: every
-// second it compares what the node serves with what it announced.
+// second, when the cluster's metadata changed, it compares what the node
+// serves with what it announced.
 func (n *ipfsNet) announceLoop(ctx context.Context) {
 	done := map[cid.Cid]bool{}
+	var at uint64  // the FSM's applied index at the last complete pass
+	failed := true // a provide failed: pass again even if nothing changed
 	announce := func() bool {
+		// what is announced changes only with the cluster's metadata: a
+		// second's tick costs nothing until it does
+		cc := n.repo.cluster
+		if cc == nil {
+			return true
+		}
+		now := cc.fsm().AppliedIndex()
+		if now == at && !failed {
+			return true
+		}
+		at, failed = now, false
 		for _, c := range n.announced(ctx) {
 			if done[c] {
 				continue
@@ -265,6 +279,7 @@ func (n *ipfsNet) announceLoop(ctx context.Context) {
 				if ctx.Err() == nil {
 					n.log.Warn("IPFS provide", "cid", c.String(), "err", err)
 				}
+				failed = true
 				continue
 			}
 			done[c] = true
