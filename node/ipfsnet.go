@@ -186,7 +186,11 @@ func startIPFS(ctx context.Context, repo *Repo, host *p2p.Host, a *api, log *slo
 	}
 	n := &ipfsNet{repo: repo, host: host, bitswap: bs, log: log, provide: or(ic.Provide, ProvideRoots)}
 	if !ic.DHT.On(host.HasPublicAddr()) {
-		log.Info("fungi daemon: bitswap on; IPFS DHT off (ipfs.dht)")
+		why := "ipfs.dht false"
+		if ic.DHT.On(true) { // auto
+			why = "ipfs.dht auto and no public address"
+		}
+		log.Info("fungi daemon: bitswap on; IPFS DHT off (" + why + ")")
 		return n, nil
 	}
 	every, err := ic.reprovideInterval()
