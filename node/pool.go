@@ -254,17 +254,43 @@ func (cc *clusterContent) release(blocks []cid.Cid) {
 
 // cleanup deletes the fragments a failed add stored, except those of
 // blocks another object (committed, or being added) uses too. New adds
-// wait while it runs, so none can count on a fragment it deletes.
+// wait while it runs, so none can count on a fragment it deletes. A put
+// the add sent just before it failed may reach its holder after the
+// delete (the exchange runs several streams per peer): a second pass a
+// few seconds later deletes what such puts left, under the same rules.
 func (cc *clusterContent) cleanup(place fungi.Placement, coding fungi.Coding, blocks []cid.Cid) {
+	cc.mu.Lock()
+	cc.releaseLocked(blocks)
+	cc.mu.Unlock()
+	n, err := cc.deleteUnused(place, coding, blocks)
+	if err != nil {
+		cc.log.Warn("add failed; some fragments are left to the orphan collector", "deleted", n, "err", err)
+		return
+	}
+	cc.log.Info("add failed; deleted its fragments", "blocks", len(blocks), "fragments", n)
+	time.AfterFunc(cleanupAgain, func() {
+		n, err := cc.deleteUnused(place, coding, blocks)
+		if err != nil {
+			cc.log.Warn("add failed; the clean-up's second pass left fragments to the orphan collector", "deleted", n, "err", err)
+			return
+		}
+		cc.log.Debug("add failed; clean-up's second pass", "fragments", n)
+	})
+}
+
+// cleanupAgain is when a failed add's clean-up runs its second pass.
+const cleanupAgain = 3 * time.Second
+
+// deleteUnused deletes the fragments of the blocks that no known object
+// uses and no add in flight is storing, holding the lock new adds wait on.
+func (cc *clusterContent) deleteUnused(place fungi.Placement, coding fungi.Coding, blocks []cid.Cid) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	cc.releaseLocked(blocks)
 	used, err := cc.referencedLeaves(ctx)
 	if err != nil {
-		cc.log.Warn("add failed; its fragments are left to the orphan collector", "err", err)
-		return
+		return 0, err
 	}
 	var orphans []cid.Cid
 	for _, c := range blocks {
@@ -272,12 +298,7 @@ func (cc *clusterContent) cleanup(place fungi.Placement, coding fungi.Coding, bl
 			orphans = append(orphans, c)
 		}
 	}
-	n, err := fungi.DeleteBlocks(ctx, place, coding, orphans)
-	if err != nil {
-		cc.log.Warn("add failed; some fragments are left to the orphan collector", "deleted", n, "err", err)
-		return
-	}
-	cc.log.Info("add failed; deleted its fragments", "blocks", len(orphans), "fragments", n)
+	return fungi.DeleteBlocks(ctx, place, coding, orphans)
 }
 
 // manifests returns every manifest this node knows: the cluster's and the
