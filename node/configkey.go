@@ -77,7 +77,7 @@ func parseKey(key string) ([]keySegment, error) {
 				return nil, badSetting("key %q: unterminated quote", key)
 			}
 			if err := json.Unmarshal([]byte(key[i:j+1]), &seg.name); err != nil {
-				return nil, badSetting("key %q: bad quoted name %s", key, key[i:j+1])
+				return nil, badSetting("key %q: bad quoted name %q", key, key[i:j+1])
 			}
 			seg.quoted = true
 			i = j + 1
