@@ -219,6 +219,10 @@ type objectDAG struct {
 	leafAt map[cid.Cid]int
 }
 
+// DecodeNode decodes a verified UnixFS block: dag-pb or raw; any other
+// codec is an error naming the tools that read it.
+func DecodeNode(blk blocks.Block) (ipld.Node, error) { return decodeNode(blk) }
+
 func decodeNode(blk blocks.Block) (ipld.Node, error) {
 	switch blk.Cid().Prefix().Codec {
 	case cid.Raw:
