@@ -27,6 +27,17 @@ const (
 	maxAttempts   = 30      // per batch, with backoff up to 500ms
 )
 
+// Flags of one result in a forward reply. A refused command has
+// fwdResultErr and its message; a tree refusal has its kind (its number in
+// treeKinds) in the bits of fwdResultTreeKind too. (Builds before the tree
+// commands ignore those bits, and never send a tree command.)
+const (
+	fwdResultDuplicate = 1
+	fwdResultErr       = 2
+	fwdResultTreeShift = 2
+	fwdResultTreeKind  = 7 << fwdResultTreeShift
+)
+
 // Forward reply statuses.
 const (
 	fwdOK        = 0 // results follow
@@ -62,10 +73,13 @@ type proposalResult struct {
 // ctx has no deadline, and by a number of attempts); its RequestID (filled
 // in when zero) keeps a retry from being applied twice.
 //
-// The error is either an ErrInvalidCommand (nothing was proposed) or an
-// *ApplyError: ErrNotMember, ErrNoLeader, ErrClosed, a *NotLeaderError or
-// a transport error inside, and Unknown set when the write may still
-// commit. A Batch is applied entirely or not at all.
+// The error is either an ErrInvalidCommand (nothing was proposed), a
+// refusal of a tree command (it was committed and refused on every
+// replica, changing nothing: it matches ErrTreeConflict and the specific
+// ErrTree* sentinel, on the leader and on a follower alike, and is not
+// retried), or an *ApplyError: ErrNotMember, ErrNoLeader, ErrClosed, a
+// *NotLeaderError or a transport error inside, and Unknown set when the
+// write may still commit. A Batch is applied entirely or not at all.
 func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
 	if cmd.RequestID.IsZero() {
 		cmd.RequestID = NewRequestID()
@@ -391,13 +405,17 @@ func readForwardReply(r *bufio.Reader, count int) ([]outcome, error) {
 		if err != nil {
 			return nil, err
 		}
-		outs[i].res = Result{Index: idx, Duplicate: flags&1 != 0}
-		if flags&2 != 0 {
+		outs[i].res = Result{Index: idx, Duplicate: flags&fwdResultDuplicate != 0}
+		if flags&fwdResultErr != 0 {
 			msg, err := readStr()
 			if err != nil {
 				return nil, err
 			}
-			outs[i].err = fmt.Errorf("%w: %s", ErrInvalidCommand, msg)
+			if kind := (flags & fwdResultTreeKind) >> fwdResultTreeShift; kind != 0 {
+				outs[i].err = treeErrorOf(kind, msg)
+			} else {
+				outs[i].err = fmt.Errorf("%w: %s", ErrInvalidCommand, msg)
+			}
 		}
 	}
 	return outs, nil
@@ -471,10 +489,10 @@ func (n *Node) handleForward(s network.Stream) {
 	for _, o := range resp.outs {
 		var flags byte
 		if o.res.Duplicate {
-			flags |= 1
+			flags |= fwdResultDuplicate
 		}
 		if o.err != nil {
-			flags |= 2
+			flags |= fwdResultErr | treeKindOf(o.err)<<fwdResultTreeShift
 		}
 		b = append(b, flags)
 		b = binary.AppendUvarint(b, o.res.Index)

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"path"
 	"time"
 )
 
@@ -25,10 +24,14 @@ const (
 	OpDeleteManifest    // drop a manifest (Key)
 	OpPin               // pin a CID (Key)
 	OpUnpin             // unpin a CID (Key)
-	OpLink              // bind a path of the shared tree to a CID (Key = path, Target)
-	OpUnlink            // drop a path (Key)
+	OpLink              // logs before FilesLink: link a path, with parents, replacing what is there (Key = path, Target)
+	OpUnlink            // logs before FilesRemove: remove a path and what is below, if present (Key)
 	OpBatch             // apply Batch atomically: all of it or none of it
 	OpPutIPNS           // keep a signed IPNS record if it beats the stored one (Key = routing key, Sequence, EOL, Data)
+	OpMkdir             // make a directory of the tree (Key = path, Parents)
+	OpFilesLink         // link a path to a CID (Key = path, Target, Info, Parents, Replace)
+	OpFilesMove         // move a tree entry (Key = source, Target = destination)
+	OpFilesRemove       // remove a tree entry (Key = path, Recursive)
 	opCount
 )
 
@@ -37,7 +40,8 @@ var opNames = [...]string{
 	OpSetUsage: "set-usage", OpAddUsage: "add-usage", OpSetVoter: "set-voter",
 	OpPutManifest: "put-manifest", OpDeleteManifest: "delete-manifest",
 	OpPin: "pin", OpUnpin: "unpin", OpLink: "link", OpUnlink: "unlink", OpBatch: "batch",
-	OpPutIPNS: "put-ipns",
+	OpPutIPNS: "put-ipns", OpMkdir: "mkdir", OpFilesLink: "files-link", OpFilesMove: "files-move",
+	OpFilesRemove: "files-remove",
 }
 
 func (o Op) String() string {
@@ -46,6 +50,10 @@ func (o Op) String() string {
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
+
+// treeEdit reports whether o is one of the tree commands that can be
+// refused (OpMkdir .. OpFilesRemove).
+func (o Op) treeEdit() bool { return o >= OpMkdir && o <= OpFilesRemove }
 
 // Limits on what one command may carry. They bound the decoder too.
 const (
@@ -82,14 +90,21 @@ func (id RequestID) String() string { return hex.EncodeToString(id[:]) }
 // constructors (PutManifest, Link, Batch, ...); which fields an Op reads is
 // listed with the Op. Apply gives a Command without a RequestID a fresh one.
 //
-// Every Op is total: it cannot fail against any state (removing what is not
-// there, or updating the usage of an unknown member, does nothing), so a
-// Batch is atomic by construction once Validate passed.
+// Every Op but the tree commands (Mkdir, FilesLink, FilesMove, FilesRemove)
+// is total: it cannot fail against any state (removing what is not there,
+// or updating the usage of an unknown member, does nothing), so a Batch is
+// atomic by construction once Validate passed. The tree commands are
+// checked against the tree when applied and may be refused (ErrTreeConflict);
+// Validate keeps them out of batches.
 type Command struct {
 	Op        Op
 	RequestID RequestID
 	Key       string    // peer id, manifest root, pinned CID, tree path or IPNS routing key
-	Target    string    // OpLink: the CID the path names
+	Target    string    // OpLink, OpFilesLink: the CID the path names; OpFilesMove: the destination
+	Info      LinkInfo  // OpFilesLink
+	Parents   bool      // OpMkdir, OpFilesLink: create missing parent directories
+	Replace   bool      // OpFilesLink: replace an existing link
+	Recursive bool      // OpFilesRemove: remove a directory with everything in it
 	Size      uint64    // OpPutManifest: the object's size in bytes
 	Data      []byte    // OpPutManifest: the manifest; OpPutIPNS: the record; opaque here
 	Delta     int64     // OpAddUsage
@@ -135,12 +150,47 @@ func Pin(cid string) Command { return Command{Op: OpPin, Key: cid} }
 // Unpin unpins a CID.
 func Unpin(cid string) Command { return Command{Op: OpUnpin, Key: cid} }
 
-// Link binds a path of the shared file tree (absolute and clean, "/a/b")
-// to a CID, replacing what it named before.
+// Link is the link of logs written before FilesLink: it binds a path of
+// the shared tree (absolute and clean, "/a/b") to a CID, creating missing
+// parents and replacing whatever is in the way (a directory at p, links
+// where p needs directories). It never fails. New code uses FilesLink.
 func Link(p, cid string) Command { return Command{Op: OpLink, Key: p, Target: cid} }
 
-// Unlink drops a path of the shared file tree.
+// Unlink is the remove of logs written before FilesRemove: it removes a
+// path and everything below it, if present. It never fails. New code uses
+// FilesRemove.
 func Unlink(p string) Command { return Command{Op: OpUnlink, Key: p} }
+
+// Mkdir makes directory p of the shared tree. An existing directory is
+// refused (ErrTreeExists) unless parents, and so is an existing link
+// (always). A missing parent is created if parents, else refused
+// (ErrTreeNotFound); a parent that is a link is refused (ErrTreeNotDir).
+func Mkdir(p string, parents bool) Command {
+	return Command{Op: OpMkdir, Key: p, Parents: parents}
+}
+
+// FilesLink binds p to target (a CID string, kept as given) with what the
+// proposer found it to be. Parents are handled as by Mkdir. An existing
+// link is replaced if replace, else refused (ErrTreeExists); an existing
+// directory is always refused (ErrTreeExists).
+func FilesLink(p, target string, info LinkInfo, parents, replace bool) Command {
+	return Command{Op: OpFilesLink, Key: p, Target: target, Info: info, Parents: parents, Replace: replace}
+}
+
+// FilesMove moves the entry at src (a link, or a directory with all it
+// holds) to dst, or into dst as dst/base(src) when dst is a directory, as
+// mv and Kubo's files mv do. Refused: src missing (ErrTreeNotFound), src
+// "/", dst the same as src or inside it (ErrTreeInvalid), the destination
+// taken (ErrTreeExists), its parent missing (ErrTreeNotFound; no -p) or a
+// link (ErrTreeNotDir).
+func FilesMove(src, dst string) Command { return Command{Op: OpFilesMove, Key: src, Target: dst} }
+
+// FilesRemove removes the entry at p. A directory needs recursive, even an
+// empty one, as with Kubo (else ErrTreeNotEmpty); a missing p is refused
+// (ErrTreeNotFound), and so is "/" (ErrTreeInvalid).
+func FilesRemove(p string, recursive bool) Command {
+	return Command{Op: OpFilesRemove, Key: p, Recursive: recursive}
+}
 
 // PutIPNS offers a signed IPNS record for a name. name is the IPNS
 // routing key: "/ipns/" followed by the binary peer id (multihash) of the
@@ -237,12 +287,43 @@ func (c *Command) validate(depth int) error {
 		if s := c.EOL.Unix(); s < minEOL || s > maxEOL {
 			return invalid("put-ipns: EOL %s out of range", c.EOL.UTC().Format(time.RFC3339))
 		}
-	case OpLink, OpUnlink:
-		if c.Key[0] != '/' || path.Clean(c.Key) != c.Key {
-			return invalid("%s: path %q is not absolute and clean", c.Op, c.Key)
+	case OpLink, OpUnlink, OpMkdir, OpFilesLink, OpFilesMove, OpFilesRemove:
+		if c.Op.treeEdit() && depth > 0 {
+			// a batch must not be refused halfway
+			return invalid("%s inside a batch", c.Op)
 		}
-		if c.Op == OpLink && (c.Target == "" || len(c.Target) > MaxKeyLen) {
-			return invalid("link %s: target of %d bytes (1..%d)", c.Key, len(c.Target), MaxKeyLen)
+		if err := validTreeArg(c.Op, c.Key, c.Op.treeEdit()); err != nil {
+			return err
+		}
+		if (c.Op == OpLink || c.Op == OpFilesLink) && (c.Target == "" || len(c.Target) > MaxKeyLen) {
+			return invalid("%s %s: target of %d bytes (1..%d)", c.Op, c.Key, len(c.Target), MaxKeyLen)
+		}
+		if c.Op == OpFilesMove {
+			if len(c.Target) > MaxKeyLen {
+				return invalid("%s: destination of %d bytes (max %d)", c.Op, len(c.Target), MaxKeyLen)
+			}
+			if err := validTreeArg(c.Op, c.Target, true); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// validTreeArg checks a path of the tree: absolute and clean, and, for the
+// new commands (names), no element longer than MaxNameLen. (Link and
+// Unlink keep the rules of the logs they come from.)
+func validTreeArg(op Op, p string, names bool) error {
+	if !validTreePath(p) {
+		return invalid("%s: path %q is not absolute and clean", op, p)
+	}
+	if names {
+		for i := 0; i < len(p)-1; {
+			name, j := elem(p, i)
+			if len(name) > MaxNameLen {
+				return invalid("%s %s: a name of %d bytes (max %d)", op, p, len(name), MaxNameLen)
+			}
+			i = j
 		}
 	}
 	return nil
@@ -262,20 +343,28 @@ func (c *Command) validate(depth int) error {
 //	          link:       target:str
 //	          put-ipns:   sequence:uvarint eol:varint(unix s) eol-ns:uvarint(< 1e9)
 //	                      record:str                          (version 2 on)
+//	          mkdir:        opts:u8 (1: parents)                (version 3 on)
+//	          files-link:   target:str type:u8 size:uvarint tsize:uvarint
+//	                        opts:u8 (1: parents, 2: replace)    (version 3 on)
+//	          files-move:   destination:str                     (version 3 on)
+//	          files-remove: opts:u8 (1: recursive)              (version 3 on)
 //	          batch (no key): count:uvarint command*count
 //	str     = len:uvarint bytes
 //
 // One entry carries one or more independent commands (the leader batches
 // concurrent writes into one entry); each gets its own Result.
 //
-// Version 2 added put-ipns and nothing else. An entry is written in the
-// lowest version that can hold it, so entries without put-ipns stay
-// version 1 and a build that reads only version 1 keeps applying them
-// (during a rolling upgrade it refuses the put-ipns entries alone, with a
-// clear "entry version 2" error). Both versions decode.
+// Version 2 added put-ipns, version 3 the tree commands (mkdir,
+// files-link, files-move, files-remove), and nothing else. An entry is
+// written in the lowest version that can hold it, so entries without them
+// keep their old version and a build that reads only the older versions
+// keeps applying them (during a rolling upgrade it refuses the newer
+// entries alone, with a clear "entry version 3" error). Every version
+// decodes.
 const (
-	entryVersion  = 2
-	entryVersion1 = 1 // no put-ipns
+	entryVersion  = 3
+	entryVersion2 = 2 // no tree commands
+	entryVersion1 = 1 // no put-ipns either
 )
 
 const flagRequestID = 1
@@ -317,21 +406,36 @@ func encodeEntry(cmds []Command) ([]byte, error) {
 
 // entryVersionOf is the lowest entry version that can hold cmds.
 func entryVersionOf(cmds []Command) byte {
+	v := byte(entryVersion1)
 	for i := range cmds {
-		if cmds[i].Op == OpPutIPNS {
-			return entryVersion
-		}
+		v = max(v, cmds[i].Op.minEntryVersion())
 		for j := range cmds[i].Batch {
-			if cmds[i].Batch[j].Op == OpPutIPNS {
-				return entryVersion
-			}
+			v = max(v, cmds[i].Batch[j].Op.minEntryVersion())
 		}
+	}
+	return v
+}
+
+// minEntryVersion is the first entry version that has o.
+func (o Op) minEntryVersion() byte {
+	switch {
+	case o.treeEdit():
+		return entryVersion
+	case o == OpPutIPNS:
+		return entryVersion2
 	}
 	return entryVersion1
 }
 
+// Bits of the opts byte of the tree commands.
+const (
+	optParents   = 1 // mkdir, files-link
+	optReplace   = 2 // files-link
+	optRecursive = 1 // files-remove
+)
+
 func (c *Command) encodedSize() int {
-	n := 2 + 16 + 6*binary.MaxVarintLen64 + len(c.Key) + len(c.Target) + len(c.Data) + len(c.Member.Domain) + 32
+	n := 2 + 16 + 8*binary.MaxVarintLen64 + len(c.Key) + len(c.Target) + len(c.Data) + len(c.Member.Domain) + 32
 	for _, a := range c.Member.Addrs {
 		n += len(a) + binary.MaxVarintLen64
 	}
@@ -351,6 +455,13 @@ func appendBool(b []byte, v bool) []byte {
 		return append(b, 1)
 	}
 	return append(b, 0)
+}
+
+func opt(v bool, bit byte) byte {
+	if v {
+		return bit
+	}
+	return 0
 }
 
 func (c *Command) append(b []byte) []byte {
@@ -399,8 +510,18 @@ func (c *Command) append(b []byte) []byte {
 		b = binary.AppendUvarint(b, c.Size)
 		b = binary.AppendUvarint(b, uint64(len(c.Data)))
 		b = append(b, c.Data...)
-	case OpLink:
+	case OpLink, OpFilesMove:
 		b = appendStr(b, c.Target)
+	case OpMkdir:
+		b = append(b, opt(c.Parents, optParents))
+	case OpFilesLink:
+		b = appendStr(b, c.Target)
+		b = append(b, c.Info.Type)
+		b = binary.AppendUvarint(b, c.Info.Size)
+		b = binary.AppendUvarint(b, c.Info.Tsize)
+		b = append(b, opt(c.Parents, optParents)|opt(c.Replace, optReplace))
+	case OpFilesRemove:
+		b = append(b, opt(c.Recursive, optRecursive))
 	case OpPutIPNS:
 		b = binary.AppendUvarint(b, c.Sequence)
 		b = binary.AppendVarint(b, c.EOL.Unix())
@@ -507,14 +628,24 @@ func (d *decoder) bool() bool {
 	return false
 }
 
+// opts reads an opts byte that may have only the bits of known set.
+func (d *decoder) opts(known byte) byte {
+	v := d.byte()
+	if v&^known != 0 {
+		d.fail("unknown opts %#x", v)
+		return 0
+	}
+	return v
+}
+
 func decodeEntry(b []byte) ([]Command, error) {
 	if len(b) > MaxEntrySize {
 		return nil, fmt.Errorf("%w: entry of %d bytes", ErrCorrupt, len(b))
 	}
 	d := &decoder{b: b}
 	d.version = d.byte()
-	if d.err == nil && d.version != entryVersion && d.version != entryVersion1 {
-		return nil, fmt.Errorf("%w: entry version %d (this build reads %d and %d)", ErrCorrupt, d.version, entryVersion1, entryVersion)
+	if d.err == nil && (d.version < entryVersion1 || d.version > entryVersion) {
+		return nil, fmt.Errorf("%w: entry version %d (this build reads %d to %d)", ErrCorrupt, d.version, entryVersion1, entryVersion)
 	}
 	n := d.count(len(b))
 	if d.err != nil {
@@ -576,8 +707,8 @@ func (d *decoder) command(c *Command, depth int) {
 		d.fail("unknown op %d", uint8(c.Op))
 		return
 	}
-	if c.Op == OpPutIPNS && d.version < entryVersion {
-		d.fail("put-ipns in a version %d entry", d.version)
+	if d.version < c.Op.minEntryVersion() {
+		d.fail("%s in a version %d entry", c.Op, d.version)
 		return
 	}
 	c.Key = d.str(MaxKeyLen)
@@ -608,8 +739,19 @@ func (d *decoder) command(c *Command, depth int) {
 		if b := d.bytes(MaxManifestSize); b != nil {
 			c.Data = append([]byte(nil), b...)
 		}
-	case OpLink:
+	case OpLink, OpFilesMove:
 		c.Target = d.str(MaxKeyLen)
+	case OpMkdir:
+		c.Parents = d.opts(optParents)&optParents != 0
+	case OpFilesLink:
+		c.Target = d.str(MaxKeyLen)
+		c.Info.Type = d.byte()
+		c.Info.Size = d.uvarint()
+		c.Info.Tsize = d.uvarint()
+		o := d.opts(optParents | optReplace)
+		c.Parents, c.Replace = o&optParents != 0, o&optReplace != 0
+	case OpFilesRemove:
+		c.Recursive = d.opts(optRecursive)&optRecursive != 0
 	case OpPutIPNS:
 		c.Sequence = d.uvarint()
 		sec := d.varint()

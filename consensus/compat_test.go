@@ -32,11 +32,28 @@ func legacyFSM(tb testing.TB) *FSM {
 	return f
 }
 
-// Snapshots written before IPNS records existed (formats 1 and 2) still
-// restore, to the state the same commands build today.
+// legacyFSMv3 builds the state of testdata/snapshot-v3.bin, written by the
+// last build before the tree commands (snapshot format 3: IPNS records,
+// the tree a flat path -> CID map).
+func legacyFSMv3(tb testing.TB) *FSM {
+	tb.Helper()
+	f := legacyFSM(tb)
+	applyCmds(tb, f, 22, PutIPNS("/ipns/\x00\x24legacy", 5, time.Date(2031, 2, 3, 4, 5, 6, 7, time.UTC), []byte("ipns record")),
+		Link("/dir/sub/g", "rootg"))
+	return f
+}
+
+// Snapshots written by earlier builds (formats 1 to 3) still restore, to
+// the state the same commands build today. Their flat path -> CID map
+// becomes links with the parent directories created; the tree revisions
+// cannot be recovered (the restored tree is at revision "number of
+// links", every entry at most that), so they are not compared.
 func TestSnapshotLegacyFormats(t *testing.T) {
-	want := legacyFSM(t)
-	for _, v := range []int{1, 2} {
+	for _, v := range []int{1, 2, 3} {
+		want, paths, links := legacyFSM(t), 20, 19 // 19 links and /dir
+		if v == 3 {
+			want, paths, links = legacyFSMv3(t), 22, 20 // and /dir/sub, /dir/sub/g
+		}
 		b, err := os.ReadFile(fmt.Sprintf("testdata/snapshot-v%d.bin", v))
 		if err != nil {
 			t.Fatal(err)
@@ -45,7 +62,7 @@ func TestSnapshotLegacyFormats(t *testing.T) {
 			t.Fatalf("testdata/snapshot-v%d.bin is version %d", v, b[len(snapMagic)])
 		}
 		g := NewFSM()
-		applyCmds(t, g, 1, PutIPNS("/ipns/gone", 1, time.Unix(2e9, 0), []byte("replaced by the restore")))
+		applyCmds(t, g, 1, PutIPNS("/ipns/gone", 1, time.Unix(2e9, 0), []byte("replaced by the restore")), Mkdir("/gone", false))
 		if err := g.Restore(io.NopCloser(bytes.NewReader(b))); err != nil {
 			t.Fatalf("version %d: %v", v, err)
 		}
@@ -55,12 +72,26 @@ func TestSnapshotLegacyFormats(t *testing.T) {
 			g.ops = want.ops
 			g.mu.Unlock()
 		}
-		if err := diffFSM(want, g, true); err != nil {
+		if err := diffState(want, g, true, false); err != nil {
 			t.Fatalf("version %d: %v", v, err)
 		}
-		if st := g.Stats(); st.IPNSRecords != 0 || st.Manifests != 19 || st.Pins != 19 || st.Paths != 19 {
+		ipns := 0
+		if v == 3 {
+			ipns = 1
+		}
+		if st := g.Stats(); st.IPNSRecords != ipns || st.Manifests != 19 || st.Pins != 19 || st.Paths != paths {
 			t.Fatalf("version %d: stats %+v", v, st)
 		}
+		if e, ok := g.TreeStat("/dir"); !ok || !e.Dir || e.Rev != g.TreeRev() || g.TreeRev() != uint64(links) {
+			t.Fatalf("version %d: /dir = %+v, %v; tree revision %d", v, e, ok, g.TreeRev())
+		}
+		if c, ok := g.Path("/dir/f7"); !ok || c != "root7" {
+			t.Fatalf("version %d: /dir/f7 = %q, %v", v, c, ok)
+		}
+		if _, ok := g.TreeStat("/gone"); ok {
+			t.Fatalf("version %d: the restore kept a directory", v)
+		}
+		checkTree(t, g)
 		// and it is written back in today's format, which reads the same
 		again := snapshotBytes(t, g)
 		if again[len(snapMagic)] != snapVersion {
@@ -71,5 +102,41 @@ func TestSnapshotLegacyFormats(t *testing.T) {
 			t.Fatal(err)
 		}
 		fsmEqual(t, g, h)
+	}
+}
+
+// Entries written before the tree commands (versions 1 and 2, by the
+// builds that wrote testdata/entry-v*.bin) still decode and are written
+// again byte for byte.
+func TestDecodeEntryLegacy(t *testing.T) {
+	want := map[int][]Command{
+		1: {PutManifest("r", 1, []byte("x")), Pin("r"), Batch(Link("/a", "r"), AddUsage("p", -1))},
+		2: {PutIPNS("/ipns/k", 3, time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC), []byte("rec")), Link("/a", "r"),
+			Batch(Pin("p"), PutIPNS("/ipns/j", 1, time.Unix(1900000000, 0).UTC(), []byte("r2")))},
+	}
+	for v, cmdsWant := range want {
+		b, err := os.ReadFile(fmt.Sprintf("testdata/entry-v%d.bin", v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b[0] != byte(v) {
+			t.Fatalf("testdata/entry-v%d.bin is version %d", v, b[0])
+		}
+		cmds, err := decodeEntry(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cmds) != len(cmdsWant) {
+			t.Fatalf("version %d: %d commands", v, len(cmds))
+		}
+		for i := range cmdsWant {
+			if !commandsEqual(cmds[i], cmdsWant[i]) {
+				t.Errorf("version %d: command %d = %+v, want %+v", v, i, cmds[i], cmdsWant[i])
+			}
+		}
+		again, err := encodeEntry(cmds)
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("version %d: re-encoded: %x, %v; want %x", v, again, err, b)
+		}
 	}
 }

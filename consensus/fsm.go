@@ -66,7 +66,7 @@ type Stats struct {
 	Manifests     int
 	ManifestBytes uint64 // sum of manifest data lengths
 	Pins          int
-	Paths         int
+	Paths         int // entries of the shared tree (links and directories; the root not counted)
 	IPNSRecords   int
 	AppliedIndex  uint64
 	Commands      uint64 // commands applied (duplicates not counted)
@@ -107,11 +107,11 @@ type dedupEntry struct {
 
 // FSM is the replicated state machine: pool membership, manifests, pins,
 // the shared file tree, IPNS records and the table of recently applied
-// RequestIDs. It
-// is the only owner of that state. raft calls Apply/ApplyBatch, Snapshot
-// and Restore from its FSM goroutine (Persist and Release run on raft's
-// snapshot goroutine); every read accessor is safe for any number of
-// concurrent callers and returns data the caller may keep.
+// RequestIDs. It is the only owner of that state. raft calls
+// Apply/ApplyBatch, Snapshot and Restore from its FSM goroutine (Persist
+// and Release run on raft's snapshot goroutine); every read accessor is
+// safe for any number of concurrent callers and returns data the caller
+// may keep.
 //
 // Apply is deterministic: it reads nothing but the log entry and the
 // state (no clock, no randomness), so every replica holds the same state
@@ -121,7 +121,7 @@ type FSM struct {
 	members       map[string]Member
 	manifests     cowMap[manifestRec]
 	pins          cowMap[struct{}]
-	tree          cowMap[string]
+	tree          *fileTree
 	ipns          cowMap[ipnsRec]
 	manifestBytes uint64
 
@@ -136,6 +136,7 @@ type FSM struct {
 	gen    uint64 // bumped by Restore; a stale snapshot must not thaw
 
 	notify   chan struct{} // closed and replaced whenever applied moves
+	treeCh   chan struct{} // closed and replaced whenever the tree changes
 	memberCh chan struct{} // a member changed (buffer 1; best effort)
 }
 
@@ -145,10 +146,11 @@ func NewFSM() *FSM {
 		members:   make(map[string]Member),
 		manifests: newCowMap[manifestRec](0),
 		pins:      newCowMap[struct{}](0),
-		tree:      newCowMap[string](0),
+		tree:      newFileTree(),
 		ipns:      newCowMap[ipnsRec](0),
 		seen:      make(map[RequestID]uint64),
 		notify:    make(chan struct{}),
+		treeCh:    make(chan struct{}),
 		memberCh:  make(chan struct{}, 1),
 	}
 }
@@ -190,6 +192,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	membersChanged := false
+	treeRev := f.tree.rev
 	for i, l := range logs {
 		if l.Index > f.applied {
 			f.applied = l.Index
@@ -211,6 +214,10 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	}
 	close(f.notify)
 	f.notify = make(chan struct{})
+	if f.tree.rev != treeRev {
+		close(f.treeCh)
+		f.treeCh = make(chan struct{})
+	}
 	if membersChanged {
 		select {
 		case f.memberCh <- struct{}{}:
@@ -244,12 +251,20 @@ func (f *FSM) applyOne(c *Command, index uint64) outcome {
 	if err := c.Validate(); err != nil {
 		return outcome{err: err}
 	}
-	if c.Op == OpBatch {
+	switch {
+	case c.Op == OpBatch:
 		f.ops[OpBatch]++
 		for i := range c.Batch {
 			f.mutate(&c.Batch[i])
 		}
-	} else {
+	case c.Op.treeEdit():
+		// may be refused: a refusal changes nothing, is not counted and
+		// is not remembered (a retry is checked again)
+		if err := f.editTree(c); err != nil {
+			return outcome{err: err}
+		}
+		f.ops[c.Op]++
+	default:
 		f.mutate(c)
 	}
 	f.commands++
@@ -271,7 +286,22 @@ func (f *FSM) remember(id RequestID, index uint64) {
 	f.seen[id] = index
 }
 
-// mutate applies one validated, non-batch command. It cannot fail.
+// editTree applies a validated tree command, or refuses it.
+func (f *FSM) editTree(c *Command) error {
+	switch c.Op {
+	case OpMkdir:
+		return f.tree.mkdir(c.Key, c.Parents)
+	case OpFilesLink:
+		return f.tree.link(c.Key, c.Target, c.Info, c.Parents, c.Replace)
+	case OpFilesMove:
+		return f.tree.move(c.Key, c.Target)
+	case OpFilesRemove:
+		return f.tree.remove(c.Key, c.Recursive)
+	}
+	panic("consensus: editTree " + c.Op.String())
+}
+
+// mutate applies one validated, non-batch command of a total Op. It cannot fail.
 func (f *FSM) mutate(c *Command) {
 	f.ops[c.Op]++
 	switch c.Op {
@@ -323,9 +353,9 @@ func (f *FSM) mutate(c *Command) {
 	case OpUnpin:
 		f.pins.del(c.Key)
 	case OpLink:
-		f.tree.set(c.Key, c.Target)
+		f.tree.linkTotal(c.Key, c.Target)
 	case OpUnlink:
-		f.tree.del(c.Key)
+		f.tree.unlinkTotal(c.Key)
 	case OpPutIPNS:
 		rec := ipnsRec{seq: c.Sequence, eol: c.EOL, data: c.Data}
 		if old, ok := f.ipns.get(c.Key); !ok || rec.better(old) {
@@ -407,23 +437,6 @@ func (f *FSM) Pins() []string {
 	return out
 }
 
-// Path returns the CID a path of the shared tree names.
-func (f *FSM) Path(p string) (string, bool) {
-	f.mu.RLock()
-	c, ok := f.tree.get(p)
-	f.mu.RUnlock()
-	return c, ok
-}
-
-// Tree returns a copy of the shared file tree (path -> CID).
-func (f *FSM) Tree() map[string]string {
-	f.mu.RLock()
-	out := make(map[string]string, f.tree.len())
-	f.tree.each(func(k, v string) bool { out[k] = v; return true })
-	f.mu.RUnlock()
-	return out
-}
-
 // IPNSRecord returns the marshalled IPNS record kept for name (the IPNS
 // routing key, see PutIPNS). The bytes are shared: do not modify them.
 func (f *FSM) IPNSRecord(name string) ([]byte, bool) {
@@ -462,7 +475,7 @@ func (f *FSM) Stats() Stats {
 		Manifests:     f.manifests.len(),
 		ManifestBytes: f.manifestBytes,
 		Pins:          f.pins.len(),
-		Paths:         f.tree.len(),
+		Paths:         f.tree.entries,
 		IPNSRecords:   f.ipns.len(),
 		AppliedIndex:  f.applied,
 		Commands:      f.commands,
@@ -500,9 +513,10 @@ func (f *FSM) appliedWatch() (uint64, <-chan struct{}) {
 // happens when a caller outside raft asks for a second one.
 var errSnapshotInProgress = errors.New("consensus: a snapshot is already in progress")
 
-// Snapshot freezes the state in O(1): the big maps become read-only for
-// the snapshot and later writes go to overlays until Release. Only the
-// member table and the dedup ring (both small) are copied.
+// Snapshot freezes the state in O(1): the big maps and the tree become
+// read-only for the snapshot and later writes go to overlays (the tree:
+// copies of the nodes they change) until Release. Only the member table
+// and the dedup ring (both small) are copied.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -519,6 +533,8 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		members:       maps.Clone(f.members),
 		manifests:     f.manifests.freeze(),
 		pins:          f.pins.freeze(),
+		treeRev:       f.tree.rev,
+		treeEntries:   uint64(f.tree.entries),
 		tree:          f.tree.freeze(),
 		ipns:          f.ipns.freeze(),
 		dedup:         make([]dedupEntry, 0, len(f.ring)),
@@ -578,7 +594,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.members = st.members
 	f.manifests = cowMap[manifestRec]{base: st.manifests}
 	f.pins = cowMap[struct{}]{base: st.pins}
-	f.tree = cowMap[string]{base: st.tree}
+	f.tree = &fileTree{root: st.tree, rev: st.treeRev, entries: int(st.treeEntries), floor: st.treeRev}
 	f.ipns = cowMap[ipnsRec]{base: st.ipns}
 	f.manifestBytes = st.manifestBytes
 	f.applied, f.commands, f.duplicates = st.applied, st.commands, st.duplicates
@@ -591,6 +607,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	close(f.notify)
 	f.notify = make(chan struct{})
+	close(f.treeCh)
+	f.treeCh = make(chan struct{})
 	select {
 	case f.memberCh <- struct{}{}:
 	default:

@@ -8,6 +8,8 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -225,6 +227,30 @@ func TestCommandValidate(t *testing.T) {
 		{PutIPNS("/ipns/k", 1, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), []byte("r")), false},
 		{PutIPNS("/ipns/k", 1, time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), []byte("r")), false},
 		{Batch(Pin("x"), PutIPNS("/ipns/k", 1, time.Now(), nil)), false},
+		// the tree commands: absolute clean paths, names up to MaxNameLen,
+		// never in a batch (they can be refused); Link and Unlink can
+		{Mkdir("/a", false), true},
+		{Mkdir("/", true), true}, // refused when applied, not here
+		{Mkdir("a/b", true), false},
+		{Mkdir("/a/", true), false},
+		{Mkdir("/"+strings.Repeat("n", MaxNameLen), false), true},
+		{Mkdir("/"+strings.Repeat("n", MaxNameLen+1), false), false},
+		{Link("/"+strings.Repeat("n", MaxNameLen+1), "c"), true}, // the old rules
+		{FilesLink("/a", "c", LinkInfo{}, false, false), true},
+		{FilesLink("/a", "", LinkInfo{}, false, false), false},
+		{FilesLink("/a/./b", "c", LinkInfo{}, false, false), false},
+		{FilesMove("/a", "/b"), true},
+		{FilesMove("/a", "b"), false},
+		{FilesMove("/a", ""), false},
+		{FilesMove("//a", "/b"), false},
+		{FilesMove("/a", "/b/"+strings.Repeat("n", MaxNameLen+1)), false},
+		{FilesRemove("/a", true), true},
+		{FilesRemove("/a/..", true), false},
+		{Batch(Link("/a", "c"), Unlink("/b")), true},
+		{Batch(Pin("x"), Mkdir("/a", true)), false},
+		{Batch(FilesLink("/a", "c", LinkInfo{}, true, true)), false},
+		{Batch(FilesMove("/a", "/b")), false},
+		{Batch(FilesRemove("/a", true)), false},
 	}
 	for _, tt := range tests {
 		err := tt.cmd.Validate()
@@ -246,6 +272,10 @@ func TestCommandRoundTrip(t *testing.T) {
 		PutIPNS("/ipns/\x00\x24name", 7, time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC), []byte("record")),
 		Batch(Pin("a"), PutIPNS("/ipns/k", 1<<63, time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), []byte{0})),
 		PutIPNS("/ipns/k", 0, time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), []byte{1}),
+		Mkdir("/a/b", true), Mkdir("/a", false),
+		FilesLink("/a/f", "bafkreif", LinkInfo{Type: 2, Size: 1 << 40, Tsize: 1<<40 + 99}, true, true),
+		FilesLink("/a/g", "QmX", LinkInfo{}, false, false), FilesLink("/h", "c", LinkInfo{Type: 255}, false, true),
+		FilesMove("/a", "/b/c"), FilesRemove("/a", true), FilesRemove("/a", false),
 	}
 	for i := range cmds {
 		cmds[i].RequestID = NewRequestID()
@@ -263,10 +293,14 @@ func TestCommandRoundTrip(t *testing.T) {
 		if cmds[i].Op == OpPutIPNS && (!got.EOL.Equal(cmds[i].EOL) || got.Sequence != cmds[i].Sequence) {
 			t.Errorf("put-ipns: EOL %v seq %d, want %v %d", got.EOL, got.Sequence, cmds[i].EOL, cmds[i].Sequence)
 		}
-		// the lowest version that holds the entry: 2 only for put-ipns
-		want := byte(entryVersion1)
-		if cmds[i].Op == OpPutIPNS || (cmds[i].Op == OpBatch && cmds[i].Batch[len(cmds[i].Batch)-1].Op == OpPutIPNS) {
-			want = entryVersion
+		// the lowest version that holds the entry: 2 for put-ipns, 3 for
+		// the tree commands
+		want := byte(1)
+		switch last := cmds[i]; {
+		case last.Op == OpPutIPNS || (last.Op == OpBatch && last.Batch[len(last.Batch)-1].Op == OpPutIPNS):
+			want = 2
+		case last.Op.treeEdit():
+			want = 3
 		}
 		if b[0] != want {
 			t.Errorf("%s: entry version %d, want %d", cmds[i].Op, b[0], want)
@@ -303,42 +337,30 @@ func TestDecodeRejects(t *testing.T) {
 		"put-ipns in v1 batch":   {entryVersion1, 1, byte(OpBatch), 0, 1, byte(OpPutIPNS), 0, 1, 'k', 1, 0, 0, 1, 'r'},
 		"put-ipns nanoseconds":   {entryVersion, 1, byte(OpPutIPNS), 0, 1, 'k', 1, 0, 0x80, 0x94, 0xeb, 0xdc, 0x03, 1, 'r'},
 		"put-ipns record length": {entryVersion, 1, byte(OpPutIPNS), 0, 1, 'k', 1, 0, 0, 0x81, 0x50, 'r'},
+		// the tree commands need version 3, and known opts bits
+		"mkdir in v2":           {entryVersion2, 1, byte(OpMkdir), 0, 2, '/', 'a', 1},
+		"files-move in v1":      {entryVersion1, 1, byte(OpFilesMove), 0, 2, '/', 'a', 2, '/', 'b'},
+		"mkdir opts":            {entryVersion, 1, byte(OpMkdir), 0, 2, '/', 'a', 2},
+		"files-remove opts":     {entryVersion, 1, byte(OpFilesRemove), 0, 2, '/', 'a', 0x81},
+		"files-link opts":       {entryVersion, 1, byte(OpFilesLink), 0, 2, '/', 'a', 1, 'c', 0, 0, 0, 4},
+		"files-link truncated":  {entryVersion, 1, byte(OpFilesLink), 0, 2, '/', 'a', 1, 'c', 0, 0, 0},
+		"files-link bad target": {entryVersion, 1, byte(OpFilesLink), 0, 2, '/', 'a', 0x81, 0x40},
 	}
 	for name, b := range cases {
 		if _, err := decodeEntry(b); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: err = %v", name, err)
 		}
 	}
-	ok := []byte{entryVersion, 1, byte(OpPutIPNS), 0, 1, 'k', 1, 0, 0, 1, 'r'}
-	if _, err := decodeEntry(ok); err != nil {
-		t.Errorf("the well-formed put-ipns these cases break: %v", err)
-	}
-}
-
-// An entry written before put-ipns existed (version 1, by the build that
-// wrote testdata/entry-v1.bin) still decodes, and a version 2 build
-// writes it again byte for byte.
-func TestDecodeEntryV1(t *testing.T) {
-	b, err := os.ReadFile("testdata/entry-v1.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmds, err := decodeEntry(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []Command{PutManifest("r", 1, []byte("x")), Pin("r"), Batch(Link("/a", "r"), AddUsage("p", -1))}
-	if len(cmds) != len(want) {
-		t.Fatalf("%d commands", len(cmds))
-	}
-	for i := range want {
-		if !commandsEqual(cmds[i], want[i]) {
-			t.Errorf("command %d = %+v, want %+v", i, cmds[i], want[i])
+	for _, ok := range [][]byte{
+		{entryVersion, 1, byte(OpPutIPNS), 0, 1, 'k', 1, 0, 0, 1, 'r'},
+		{entryVersion2, 1, byte(OpPutIPNS), 0, 1, 'k', 1, 0, 0, 1, 'r'},
+		{entryVersion, 1, byte(OpMkdir), 0, 2, '/', 'a', 1},
+		{entryVersion, 1, byte(OpFilesRemove), 0, 2, '/', 'a', 1},
+		{entryVersion, 1, byte(OpFilesLink), 0, 2, '/', 'a', 1, 'c', 0, 0, 0, 3},
+	} {
+		if _, err := decodeEntry(ok); err != nil {
+			t.Errorf("a well-formed entry those cases break (%x): %v", ok, err)
 		}
-	}
-	again, err := encodeEntry(cmds)
-	if err != nil || !bytes.Equal(again, b) {
-		t.Fatalf("re-encoded: %x, %v; want %x", again, err, b)
 	}
 }
 
@@ -349,14 +371,24 @@ func FuzzDecodeEntry(f *testing.F) {
 		Batch(Pin("a"), Unpin("b"), SetVoter("p", true), SetUsage("p", 1, 2)),
 		PutIPNS("/ipns/\x00\x24k", 3, time.Unix(1900000000, 5), []byte("record")),
 		Batch(PutIPNS("/ipns/k", 1, time.Unix(-5, 0), []byte{0}), PutManifest("r", 1, nil)),
+		Mkdir("/a/b", true), FilesLink("/a/b/c", "bafy", LinkInfo{Type: 1, Size: 300, Tsize: 1 << 33}, true, false),
+		FilesMove("/a/b", "/d"), FilesRemove("/d", true), Batch(Link("/x/y", "c"), Unlink("/x")),
 	}
 	for _, c := range seeds {
 		c.RequestID = NewRequestID()
 		b, _ := c.MarshalBinary()
 		f.Add(b)
 	}
-	if b, err := os.ReadFile("testdata/entry-v1.bin"); err == nil {
+	// a whole session in one entry: the applied tree commands meet every refusal
+	if b, err := encodeEntry([]Command{Mkdir("/a", false), Mkdir("/a", false), FilesLink("/a/f", "c", LinkInfo{}, false, false),
+		FilesLink("/a/f/g", "c", LinkInfo{}, true, false), FilesMove("/a", "/a/f"), FilesMove("/a", "/b"), FilesRemove("/b", false),
+		FilesRemove("/", true), Link("/b/f/x", "d"), Unlink("/b")}); err == nil {
 		f.Add(b)
+	}
+	for _, name := range []string{"testdata/entry-v1.bin", "testdata/entry-v2.bin"} {
+		if b, err := os.ReadFile(name); err == nil {
+			f.Add(b)
+		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cmds, err := decodeEntry(data)
@@ -375,9 +407,13 @@ func FuzzDecodeEntry(f *testing.F) {
 		if !bytes.Equal(again, third) {
 			t.Fatal("encoding is not stable")
 		}
-		// Whatever decodes must apply without panicking.
-		fsm := NewFSM()
+		// Whatever decodes must apply without panicking, the same way twice.
+		fsm, fsm2 := NewFSM(), NewFSM()
 		fsm.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: again})
+		fsm2.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: data})
+		if err := diffFSM(fsm, fsm2, true); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
@@ -415,7 +451,10 @@ func fsmEqual(tb testing.TB, a, b *FSM) {
 
 // diffFSM describes the first difference between two FSMs' states; the
 // applied index is compared only if withIndex.
-func diffFSM(a, b *FSM, withIndex bool) error {
+func diffFSM(a, b *FSM, withIndex bool) error { return diffState(a, b, withIndex, true) }
+
+// diffState is diffFSM, comparing the tree's revisions only if treeRevs.
+func diffState(a, b *FSM, withIndex, treeRevs bool) error {
 	sa, sb := a.Stats(), b.Stats()
 	if !withIndex {
 		sa.AppliedIndex, sb.AppliedIndex = 0, 0
@@ -426,8 +465,14 @@ func diffFSM(a, b *FSM, withIndex bool) error {
 	if ma, mb := a.Members(), b.Members(); !reflect.DeepEqual(ma, mb) {
 		return fmt.Errorf("members differ:\n%+v\n%+v", ma, mb)
 	}
-	if !reflect.DeepEqual(a.Tree(), b.Tree()) || !reflect.DeepEqual(a.Pins(), b.Pins()) {
-		return fmt.Errorf("tree or pins differ")
+	if !reflect.DeepEqual(a.Pins(), b.Pins()) {
+		return fmt.Errorf("pins differ")
+	}
+	if ra, rb := a.TreeRev(), b.TreeRev(); treeRevs && ra != rb {
+		return fmt.Errorf("tree revisions differ: %d, %d", ra, rb)
+	}
+	if ta, tb := treeDump(a, treeRevs), treeDump(b, treeRevs); !slices.Equal(ta, tb) {
+		return fmt.Errorf("trees differ:\n%s\n--\n%s", strings.Join(ta, "\n"), strings.Join(tb, "\n"))
 	}
 	var err error
 	a.RangeManifests(func(m Manifest) bool {
@@ -576,7 +621,10 @@ func FuzzReadSnapshot(f *testing.F) {
 	applyCmds(f, fsm, 1, c)
 	f.Add(snapshotBytes(f, fsm))
 	f.Add(snapshotBytes(f, NewFSM()))
-	for _, name := range []string{"testdata/snapshot-v1.bin", "testdata/snapshot-v2.bin"} {
+	applyCmds(f, fsm, 2, Mkdir("/a/b/c", true), FilesLink("/a/b/f", "bafy", LinkInfo{Type: 2, Size: 5, Tsize: 9}, false, false),
+		FilesMove("/l", "/a"))
+	f.Add(snapshotBytes(f, fsm))
+	for _, name := range []string{"testdata/snapshot-v1.bin", "testdata/snapshot-v2.bin", "testdata/snapshot-v3.bin"} {
 		if b, err := os.ReadFile(name); err == nil {
 			f.Add(b)
 		}

@@ -2,40 +2,56 @@ package consensus
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
+	"slices"
 	"time"
 )
 
-// The snapshot format (version 3). Integers are varints as in log entries;
+// The snapshot format (version 4). Integers are varints as in log entries;
 // crc is CRC-32C, little-endian.
 //
 //	magic "FUNGISNP" version:u8
 //	header: applied commands duplicates manifest-bytes
-//	        members manifests pins paths dedup  (all uvarint; the last five count records)
+//	        members manifests pins paths dedup  (all uvarint; the last five count records;
+//	                                             paths: the tree's entries, the root not counted)
 //	        ops:uvarint op-count*               (applied count per Op; version 2 on)
 //	        ipns:uvarint                        (counts IPNS records; version 3 on)
+//	        tree-rev:uvarint                    (the tree revision; version 4 on)
 //	header-crc:u32   (over magic..header: a corrupt count is caught before it sizes a map)
 //	members:   id:str addrs:uvarint str* capacity:uvarint used:uvarint domain:str voter:u8 joined:varint
 //	manifests: root:str size:uvarint data:str
 //	pins:      cid:str
-//	paths:     path:str cid:str
+//	tree:      node (the root, a directory), the tree in pre-order:   (version 4 on)
+//	           node = rev:uvarint kind:u8 body
+//	           kind 0, a link:      link:str size:uvarint tsize:uvarint
+//	             (link: type:u8 form:u8 bytes; form 0: bytes are the target as
+//	             given; form 1: the target is "b" + the bytes in lower-case,
+//	             unpadded base32, and form 0 is never used for such a target)
+//	           kind 1, a directory: count:uvarint (name:str node)*count
+//	paths:     path:str cid:str                  (versions 1 to 3, instead of tree)
 //	ipns:      name:str sequence:uvarint eol:varint(unix s) eol-ns:uvarint record:str  (version 3 on)
 //	dedup:     request-id:16 index:uvarint   (oldest first)
 //	crc:u32    (over everything before it)
 //
-// Records are streamed straight from the frozen maps; nothing is sorted or
-// copied, so writing costs about as much as the bytes it writes.
+// Records are streamed straight from the frozen maps and tree; nothing is
+// sorted or copied, so writing costs about as much as the bytes it writes.
+// The tree stores each name once, not full paths.
 const (
 	snapMagic   = "FUNGISNP"
-	snapVersion = 3
+	snapVersion = 4
 	// Older versions still read: version 1 had no op counts (they read
-	// as zero), versions 1 and 2 no IPNS records.
+	// as zero), versions 1 and 2 no IPNS records; versions 1 to 3 held
+	// the tree as a flat path -> CID map, which reads as links with their
+	// parent directories created (see readPaths).
 	snapVersion1 = 1
 	snapVersion2 = 2
+	snapVersion3 = 3
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -44,12 +60,14 @@ type snapState struct {
 	applied, commands, duplicates, manifestBytes uint64
 	ops                                          [opCount]uint64
 
-	members   map[string]Member
-	manifests map[string]manifestRec
-	pins      map[string]struct{}
-	tree      map[string]string
-	ipns      map[string]ipnsRec
-	dedup     []dedupEntry
+	members     map[string]Member
+	manifests   map[string]manifestRec
+	pins        map[string]struct{}
+	tree        *tnode // the root; read-only
+	treeRev     uint64
+	treeEntries uint64
+	ipns        map[string]ipnsRec
+	dedup       []dedupEntry
 }
 
 type crcWriter struct {
@@ -74,7 +92,7 @@ func writeSnapshot(w io.Writer, st *snapState) (int64, error) {
 	for _, v := range []uint64{
 		st.applied, st.commands, st.duplicates, st.manifestBytes,
 		uint64(len(st.members)), uint64(len(st.manifests)), uint64(len(st.pins)),
-		uint64(len(st.tree)), uint64(len(st.dedup)),
+		st.treeEntries, uint64(len(st.dedup)),
 	} {
 		hdr = binary.AppendUvarint(hdr, v)
 	}
@@ -83,6 +101,7 @@ func writeSnapshot(w io.Writer, st *snapState) (int64, error) {
 		hdr = binary.AppendUvarint(hdr, v)
 	}
 	hdr = binary.AppendUvarint(hdr, uint64(len(st.ipns)))
+	hdr = binary.AppendUvarint(hdr, st.treeRev)
 	hdr = binary.LittleEndian.AppendUint32(hdr, crc32.Checksum(hdr, castagnoli))
 	bw.Write(hdr)
 
@@ -119,9 +138,7 @@ func writeSnapshot(w io.Writer, st *snapState) (int64, error) {
 	for c := range st.pins {
 		bw.Write(appendStr(bw.AvailableBuffer(), c))
 	}
-	for p, c := range st.tree {
-		bw.Write(appendStr(appendStr(bw.AvailableBuffer(), p), c))
-	}
+	writeTree(bw, st.tree)
 	for name, rec := range st.ipns {
 		b := appendStr(bw.AvailableBuffer(), name)
 		b = binary.AppendUvarint(b, rec.seq)
@@ -143,6 +160,28 @@ func writeSnapshot(w io.Writer, st *snapState) (int64, error) {
 		return cw.n, fmt.Errorf("consensus: write snapshot: %w", err)
 	}
 	return cw.n, nil
+}
+
+// writeTree writes n and everything below it in pre-order. n must be
+// frozen (or the FSM locked): it reads the children maps directly.
+func writeTree(bw *bufio.Writer, n *tnode) {
+	b := binary.AppendUvarint(bw.AvailableBuffer(), n.rev)
+	if n.dir == nil {
+		b = append(b, 0)
+		b = appendStr(b, n.link)
+		b = binary.AppendUvarint(b, n.size)
+		bw.Write(binary.AppendUvarint(b, n.tsize))
+		return
+	}
+	if n.dir.over != nil {
+		panic("consensus: snapshot of a directory with an overlay")
+	}
+	b = append(b, 1)
+	bw.Write(binary.AppendUvarint(b, uint64(len(n.dir.kids))))
+	for name, k := range n.dir.kids {
+		bw.Write(appendStr(bw.AvailableBuffer(), name))
+		writeTree(bw, k)
+	}
 }
 
 // snapLimits bound what a snapshot may make the reader allocate up front.
@@ -359,9 +398,14 @@ func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
 			}
 		}
 	}
-	var nIPNS uint64
-	if version >= 3 {
+	var nIPNS, treeRev uint64
+	if version >= snapVersion3 {
 		if nIPNS, err = s.uvarint(); err != nil {
+			return nil, err
+		}
+	}
+	if version >= 4 {
+		if treeRev, err = s.uvarint(); err != nil {
 			return nil, err
 		}
 	}
@@ -509,23 +553,14 @@ func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
 		return nil, fmt.Errorf("%w: duplicate pins in snapshot", ErrCorrupt)
 	}
 
-	st.tree = make(map[string]string, size(nPaths))
-	for left := nPaths; left > 0; {
-		kb.reset()
-		n := min(left, batchRecords)
-		for range 2 * n {
-			if _, err := kb.read(s); err != nil {
-				return nil, err
-			}
-		}
-		left -= n
-		keys := kb.strings()
-		for i := range int(n) {
-			st.tree[keys(2*i)] = keys(2*i + 1)
-		}
+	if version >= 4 {
+		st.tree, err = readTree(s, nPaths, treeRev, lim)
+		st.treeRev, st.treeEntries = treeRev, nPaths
+	} else {
+		err = readPaths(s, st, nPaths, lim)
 	}
-	if uint64(len(st.tree)) != nPaths {
-		return nil, fmt.Errorf("%w: duplicate paths in snapshot", ErrCorrupt)
+	if err != nil {
+		return nil, err
 	}
 
 	// few and small: no batching
@@ -609,4 +644,200 @@ func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
 		return nil, fmt.Errorf("consensus: read snapshot: %w", s.err)
 	}
 	return st, nil
+}
+
+// readTree reads the tree of a version 4 snapshot: a root at revision rev
+// with entries entries below it. As for keys, each batch of records gets
+// one string for its names and link targets, and one slab for its nodes.
+func readTree(s *snapReader, entries, rev uint64, lim snapLimits) (*tnode, error) {
+	corrupt := func(format string, args ...any) error {
+		return fmt.Errorf("%w: tree: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+	}
+	size := func(n uint64) int { return int(min(n, uint64(lim.prealloc))) }
+	rootRev, err := s.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	kind, err := s.byte()
+	if err != nil {
+		return nil, err
+	}
+	if kind != 1 {
+		return nil, corrupt("the root is not a directory")
+	}
+	count, err := s.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	if rootRev != rev || count > entries {
+		return nil, corrupt("root at revision %d with %d children; header: revision %d, %d entries", rootRev, count, rev, entries)
+	}
+	root := &tnode{rev: rootRev, dir: &tdir{kids: make(map[string]*tnode, size(count))}}
+
+	type frame struct {
+		d         *tdir
+		left, rev uint64 // children still to read; their revisions are at most rev
+	}
+	type pending struct {
+		d               *tdir
+		n               *tnode
+		start, mid, end int // name: buf[start:mid]; link: buf[mid:end]
+	}
+	var (
+		stack = []frame{{root.dir, count, rootRev}}
+		pend  = make([]pending, 0, batchRecords)
+		buf   []byte
+		slab  []tnode
+		read  uint64
+	)
+	flush := func() error {
+		all := string(buf)
+		for _, p := range pend {
+			name := all[p.start:p.mid]
+			if _, dup := p.d.kids[name]; dup {
+				return corrupt("name %q twice in a directory", name)
+			}
+			if p.end > p.mid {
+				p.n.link = all[p.mid:p.end]
+			}
+			p.d.kids[name] = p.n
+		}
+		buf, pend = buf[:0], pend[:0]
+		return nil
+	}
+	for len(stack) > 0 {
+		top := &stack[len(stack)-1]
+		if top.left == 0 {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		top.left--
+		if read == entries {
+			return nil, corrupt("more than the %d entries of the header", entries)
+		}
+		read++
+		p := pending{d: top.d, start: len(buf)}
+		n, err := s.uvarint()
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 || n > MaxKeyLen {
+			return nil, corrupt("a name of %d bytes", n)
+		}
+		name, err := s.next(int(n))
+		if err != nil {
+			return nil, err
+		}
+		if bytes.IndexByte(name, '/') >= 0 || string(name) == "." || string(name) == ".." {
+			return nil, corrupt("bad name %q", name)
+		}
+		buf = append(buf, name...)
+		p.mid = len(buf)
+		if len(slab) == 0 {
+			slab = make([]tnode, batchRecords)
+		}
+		p.n, slab = &slab[0], slab[1:]
+		if p.n.rev, err = s.uvarint(); err != nil {
+			return nil, err
+		}
+		if p.n.rev > top.rev {
+			return nil, corrupt("an entry at revision %d in a directory at %d", p.n.rev, top.rev)
+		}
+		kind, err := s.byte()
+		if err != nil {
+			return nil, err
+		}
+		switch kind {
+		case 0:
+			n, err := s.uvarint()
+			if err != nil {
+				return nil, err
+			}
+			if n < 2 || n > 2+MaxKeyLen {
+				return nil, corrupt("a link of %d bytes", n)
+			}
+			link, err := s.next(int(n))
+			if err != nil {
+				return nil, err
+			}
+			switch form, data := link[1], link[2:]; {
+			case form == linkBase32:
+			case form != linkPlain || len(data) == 0:
+				return nil, corrupt("a link of form %d, %d bytes", form, len(data))
+			case data[0] == 'b':
+				if _, ok := compactTarget(string(data)); ok {
+					return nil, corrupt("target %q not in its compact form", data)
+				}
+			}
+			buf = append(buf, link...)
+			if p.n.size, err = s.uvarint(); err != nil {
+				return nil, err
+			}
+			if p.n.tsize, err = s.uvarint(); err != nil {
+				return nil, err
+			}
+		case 1:
+			count, err := s.uvarint()
+			if err != nil {
+				return nil, err
+			}
+			if count > entries-read {
+				return nil, corrupt("a directory of %d entries, more than the header's %d", count, entries)
+			}
+			p.n.dir = &tdir{kids: make(map[string]*tnode, size(count))}
+			stack = append(stack, frame{p.n.dir, count, p.n.rev})
+		default:
+			return nil, corrupt("entry kind %d", kind)
+		}
+		p.end = len(buf)
+		pend = append(pend, p)
+		if len(pend) == batchRecords {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	if read != entries {
+		return nil, corrupt("%d entries, header says %d", read, entries)
+	}
+	return root, nil
+}
+
+// readPaths reads the flat path -> CID map of snapshot versions 1 to 3
+// and makes it a tree as replaying Link commands in path order would:
+// links with their parent directories created. (Where one path was both a
+// link and the parent of links, which those versions allowed, the
+// directory wins.) The tree revision is then the number of links.
+func readPaths(s *snapReader, st *snapState, n uint64, lim snapLimits) error {
+	paths := make(map[string]string, min(n, uint64(lim.prealloc)))
+	var kb keyBatch
+	for left := n; left > 0; {
+		kb.reset()
+		k := min(left, batchRecords)
+		for range 2 * k {
+			if _, err := kb.read(s); err != nil {
+				return err
+			}
+		}
+		left -= k
+		keys := kb.strings()
+		for i := range int(k) {
+			paths[keys(2*i)] = keys(2*i + 1)
+		}
+	}
+	if uint64(len(paths)) != n {
+		return fmt.Errorf("%w: duplicate paths in snapshot", ErrCorrupt)
+	}
+	t := newFileTree()
+	for _, p := range slices.Sorted(maps.Keys(paths)) {
+		if !validTreePath(p) || paths[p] == "" {
+			return fmt.Errorf("%w: snapshot path %q -> %q", ErrCorrupt, p, paths[p])
+		}
+		t.linkTotal(p, paths[p])
+	}
+	st.tree, st.treeRev, st.treeEntries = t.root, t.rev, uint64(t.entries)
+	return nil
 }
