@@ -27,7 +27,8 @@ import (
 //	members:   id:str addrs:uvarint str* capacity:uvarint used:uvarint domain:str voter:u8 joined:varint
 //	manifests: root:str size:uvarint data:str
 //	pins:      cid:str
-//	tree:      node (the root, a directory), the tree in pre-order:   (version 4 on)
+//	tree:      node (the root, a directory), the tree in pre-order, the children of a
+//	           directory in any order:                                 (version 4 on)
 //	           node = rev:uvarint kind:u8 body
 //	           kind 0, a link:      link:str size:uvarint tsize:uvarint
 //	             (link: type:u8 form:u8 bytes; form 0: bytes are the target as
@@ -162,25 +163,52 @@ func writeSnapshot(w io.Writer, st *snapState) (int64, error) {
 	return cw.n, nil
 }
 
-// writeTree writes n and everything below it in pre-order. n must be
-// frozen (or the FSM locked): it reads the children maps directly.
-func writeTree(bw *bufio.Writer, n *tnode) {
-	b := binary.AppendUvarint(bw.AvailableBuffer(), n.rev)
-	if n.dir == nil {
-		b = append(b, 0)
-		b = appendStr(b, n.link)
-		b = binary.AppendUvarint(b, n.size)
-		bw.Write(binary.AppendUvarint(b, n.tsize))
-		return
+// writeTree writes the tree below root (a directory) in pre-order. The
+// tree must be frozen (or the FSM locked): it reads the children maps
+// directly. It does not recurse (moves can make a tree deeper than any
+// stack): a directory's links are written as its map yields them, its
+// subdirectories are kept aside and written next, each followed by its
+// own subtree.
+func writeTree(bw *bufio.Writer, root *tnode) {
+	type frame struct {
+		names []string
+		dirs  []*tnode
 	}
-	if n.dir.over != nil {
-		panic("consensus: snapshot of a directory with an overlay")
+	var stack []frame
+	dir := func(n *tnode) {
+		if n.dir.over != nil {
+			panic("consensus: snapshot of a directory with an overlay")
+		}
+		b := binary.AppendUvarint(bw.AvailableBuffer(), n.rev)
+		b = append(b, 1)
+		bw.Write(binary.AppendUvarint(b, uint64(len(n.dir.kids))))
+		var f frame
+		for name, k := range n.dir.kids {
+			if k.dir != nil {
+				f.names, f.dirs = append(f.names, name), append(f.dirs, k)
+				continue
+			}
+			b := appendStr(bw.AvailableBuffer(), name)
+			b = binary.AppendUvarint(b, k.rev)
+			b = append(b, 0)
+			b = appendStr(b, k.link)
+			b = binary.AppendUvarint(b, k.size)
+			bw.Write(binary.AppendUvarint(b, k.tsize))
+		}
+		if len(f.dirs) > 0 {
+			stack = append(stack, f)
+		}
 	}
-	b = append(b, 1)
-	bw.Write(binary.AppendUvarint(b, uint64(len(n.dir.kids))))
-	for name, k := range n.dir.kids {
+	dir(root)
+	for len(stack) > 0 {
+		top := &stack[len(stack)-1]
+		name, d := top.names[0], top.dirs[0]
+		top.names, top.dirs = top.names[1:], top.dirs[1:]
+		if len(top.dirs) == 0 {
+			stack = stack[:len(stack)-1]
+		}
 		bw.Write(appendStr(bw.AvailableBuffer(), name))
-		writeTree(bw, k)
+		dir(d)
 	}
 }
 

@@ -683,6 +683,37 @@ func TestTreeRestoreDuringSnapshot(t *testing.T) {
 	}
 }
 
+// Moves can make the tree deeper than any path a command may name
+// (MaxKeyLen): snapshots write, read and remove such a tree without
+// recursion.
+func TestTreeDeep(t *testing.T) {
+	f := NewFSM()
+	chain := "/t" + strings.Repeat("/a", 2000)
+	for i := range 25 {
+		mustTree(t, f, Mkdir(chain, true))
+		if i > 0 {
+			mustTree(t, f, FilesMove("/x", chain))
+		}
+		mustTree(t, f, FilesMove("/t", "/x"))
+	}
+	if st := f.Stats(); st.Paths != 25*2001 { // /t and 2000 directories each time
+		t.Fatalf("%d entries", st.Paths)
+	}
+	b := snapshotBytes(t, f)
+	g := NewFSM()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(b))); err != nil {
+		t.Fatal(err)
+	}
+	// every directory has one child: the snapshot is the same bytes
+	if !bytes.Equal(snapshotBytes(t, g), b) || g.TreeRev() != f.TreeRev() {
+		t.Fatal("the restored deep tree differs")
+	}
+	mustTree(t, g, FilesRemove("/x", true))
+	if st := g.Stats(); st.Paths != 0 {
+		t.Fatalf("%d entries left", st.Paths)
+	}
+}
+
 var update = flag.Bool("update", false, "rewrite testdata/tree-session.txt with what the test gets")
 
 // TestTreeSession runs the session in testdata/tree-session.txt: each
