@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 // may import only these of ours (never node itself, nor one another).
 var capabilities = map[string][]string{
 	"node/gateway": {"fungi"},
+	"node/mount":   {"fungi"},
 }
 
 func TestLayering(t *testing.T) {
