@@ -45,15 +45,17 @@ type Entry struct {
 // content methods may go to the network.
 //
 // All methods are called from many goroutines at once (one per kernel
-// request). The mount never calls them while holding a lock of its own.
-// Content is immutable: the mount caches what Stat and List return for a
-// CID for as long as the kernel keeps the inode.
+// request); they must not wait for the Mount (Changed and ChangedAll never
+// block). The contexts are the kernel requests': cancelled when the
+// calling process is interrupted. Content is immutable: a CID directory's
+// List is kept for the inode's life, and the kernel keeps what Stat said
+// of a name under a CID for an hour.
 type Node interface {
 	// TreeStat returns the shared tree's entry at p ("/" is the root dir).
 	// An entry whose Kind is 0 has a CID the node has not described yet: the mount calls Stat(ctx, e.CID) for it.
 	TreeStat(p string) (Entry, error) // missing: an error matching fs.ErrNotExist
-	// TreeList returns the children of a tree directory. The mount lists
-	// them in the order given (sorting them by name when they are not).
+	// TreeList returns the children of a tree directory, best sorted by
+	// name (readdir lists them so; the mount sorts a copy otherwise).
 	TreeList(p string) ([]Entry, error)
 	Stat(ctx context.Context, c cid.Cid) (Entry, error)   // what a CID is (root block only); unknown CID: fs.ErrNotExist; unreachable: any other error
 	List(ctx context.Context, c cid.Cid) ([]Entry, error) // a UnixFS directory (basic or HAMT-sharded), entries with Kind and Size
