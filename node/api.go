@@ -38,6 +38,8 @@ type api struct {
 	fwd     *http.Client // to the leader, for adds
 	gateway string       // the gateway's address, "" if none
 	ipfs    *ipfsNet     // bitswap and the IPFS DHT (daemon only)
+	tree    *treeHasher  // the shared tree's directory hashes (daemon only)
+	mounts  *mounts      // FUSE mounts of the shared tree (daemon only)
 	log     *slog.Logger
 	mux     *http.ServeMux
 	reg     *prometheus.Registry
@@ -169,6 +171,10 @@ func (a *api) add(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("add: nothing to add")
 	}
 	name, node := it.Name(), it.Node()
+	linkAt, replace, err := a.toFiles(r, name)
+	if err != nil {
+		return err
+	}
 	// progress goes out while the upload still comes in: without full
 	// duplex, net/http closes the request body at the first flush
 	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
@@ -209,6 +215,11 @@ func (a *api) add(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err == nil && it.Err() != nil {
 		err = fmt.Errorf("upload: %w", it.Err()) // a cut-off body never becomes content
+	}
+	if err == nil && linkAt != "" {
+		if lerr := a.linkAdded(r.Context(), res, linkAt, replace); lerr != nil {
+			err = fmt.Errorf("added %s, but not linked at %s: %w", res.Root, linkAt, lerr)
+		}
 	}
 	if err != nil {
 		w.Header().Set("X-Stream-Error", err.Error())

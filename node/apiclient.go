@@ -197,7 +197,17 @@ func (a *APIClient) addOnce(ctx context.Context, path string, o AddOptions) (*Ad
 		return nil, err
 	}
 	defer n.Close()
-	name := filepath.Base(filepath.Clean(path))
+	return a.addNode(ctx, filepath.Base(filepath.Clean(path)), n, o)
+}
+
+// AddReader adds the bytes of rd as one file named name (the name only
+// matters with ToFiles ending in /). It is sent once: rd cannot be read
+// again.
+func (a *APIClient) AddReader(ctx context.Context, name string, rd io.Reader, o AddOptions) (*AddResult, error) {
+	return a.addNode(ctx, name, files.NewReaderFile(rd), o)
+}
+
+func (a *APIClient) addNode(ctx context.Context, name string, n files.Node, o AddOptions) (*AddResult, error) {
 	mfr := files.NewMultiFileReader(files.NewMapDirectory(map[string]files.Node{name: n}), true, false)
 	q := url.Values{}
 	if o.Profile != "" {
@@ -205,6 +215,12 @@ func (a *APIClient) addOnce(ctx context.Context, path string, o AddOptions) (*Ad
 	}
 	if o.Coding != "" {
 		q.Set("ec", o.Coding)
+	}
+	if o.ToFiles != "" {
+		q.Set("to-files", o.ToFiles)
+		if o.FilesReplace {
+			q.Set("to-files-replace", "true")
+		}
 	}
 	resp, err := a.call(ctx, "POST", "add", q, mfr, "multipart/form-data; boundary="+mfr.Boundary())
 	if err != nil {

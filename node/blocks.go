@@ -229,6 +229,11 @@ func (r *Repo) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	}
 	s := r.blockSource()
 	bi, err := s.lookup(ctx, c)
+	if errors.Is(err, ErrNotFound) && r.tree != nil {
+		if b, ok := r.tree.Block(ctx, c); ok {
+			return b, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +335,7 @@ func (r *Repo) HasBlock(ctx context.Context, c cid.Cid) (bool, error) {
 	}
 	_, err := r.blockSource().lookup(ctx, c)
 	if errors.Is(err, ErrNotFound) {
-		return false, nil
+		return r.tree != nil && r.tree.Has(ctx, c), nil
 	}
 	return err == nil, err
 }
@@ -346,6 +351,11 @@ func (r *Repo) BlockSize(ctx context.Context, c cid.Cid) (int, error) {
 		return len(b.RawData()), nil
 	}
 	bi, err := r.blockSource().lookup(ctx, c)
+	if errors.Is(err, ErrNotFound) && r.tree != nil {
+		if b, ok := r.tree.Block(ctx, c); ok {
+			return len(b.RawData()), nil
+		}
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -120,6 +120,12 @@ type AddOptions struct {
 	Coding   string // default: the config's
 	Hidden   bool
 	Progress func(done int64)
+	// ToFiles links what was added at this path of the shared tree (a
+	// path ending in / links it under its name in that directory);
+	// FilesReplace lets it replace a file there. Adds through the daemon
+	// only.
+	ToFiles      string
+	FilesReplace bool
 }
 
 // AddResult is what an add stored.
@@ -138,6 +144,8 @@ type AddResult struct {
 	// Index is the raft log index the manifest was committed at (a node
 	// that forwarded the add waits for it before answering).
 	Index uint64 `json:"index,omitempty"`
+	// Files is the path of the shared tree the add linked it at (to-files).
+	Files string `json:"files,omitempty"`
 	// Manifest is the object's manifest (local adds only).
 	Manifest *fungi.Manifest `json:"-"`
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fungistor/fungistor/consensus"
 	"github.com/fungistor/fungistor/p2p"
 )
 
@@ -31,6 +32,9 @@ type DaemonOptions struct {
 	// Gateway overrides the config's gateway address ("off": none).
 	Gateway string
 	Logger  *slog.Logger
+	// Mount, if set, mounts the shared tree there at start (as the
+	// config's mount.dir does).
+	Mount string
 	// Ready, if set, is called once the API listens, with its address.
 	Ready func(addr string)
 }
@@ -92,6 +96,17 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 	api.handleRouting()
 	api.handleDAG()
 	repo.cluster = content
+	// the shared tree: its API, its directories' hashes, FUSE mounts
+	api.tree, err = newTreeHasher(repo, func() *consensus.FSM { return cluster.node().FSM() })
+	if err != nil {
+		l.Close()
+		return err
+	}
+	repo.tree = api.tree
+	api.handleFiles()
+	api.mounts = newMounts(ctx, repo, cluster, log)
+	defer api.mounts.Close()
+	api.handleMounts()
 	// bitswap for IPFS peers, and the IPFS DHT when on
 	ipfs, err := startIPFS(ctx, repo, host, api, log)
 	if err != nil {
@@ -110,6 +125,12 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 	}
 	defer stopGateway()
 	api.gateway = gwAddr
+	if dir := or(o.Mount, repo.Config.Mount.Dir); dir != "" {
+		if _, err := api.mounts.Mount(dir); err != nil {
+			l.Close()
+			return err
+		}
+	}
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	apiPath := filepath.Join(path, apiFile)
 	if err := os.WriteFile(apiPath, []byte(l.Addr().String()+"\n"), 0o644); err != nil {

@@ -49,6 +49,8 @@ type Config struct {
 	// IPFS configures the node's part in the IPFS network (bitswap, the
 	// IPFS DHT, fetching content the cluster lacks).
 	IPFS IPFSConfig `json:"ipfs"`
+	// Mount configures the FUSE mount of the shared tree.
+	Mount MountConfig `json:"mount"`
 }
 
 // ClusterConfig is the cluster part of the config. Zero values mean the
@@ -135,6 +137,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Gateway.validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	if err := c.Mount.validate(); err != nil {
+		return err
 	}
 	if err := c.IPFS.validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -290,6 +295,10 @@ type Repo struct {
 	blocksOnce sync.Once
 	blocks     *blockSource
 	localGen   atomic.Uint64
+
+	// tree, set by the daemon, serves the blocks of the shared tree's
+	// directories (their UnixFS hashes).
+	tree *treeHasher
 }
 
 func (r *Repo) log() *slog.Logger { return r.logger }

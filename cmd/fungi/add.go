@@ -30,7 +30,8 @@ func runAdd(args []string) error {
 	chunker := fs.String("chunker", "", "Kubo's flag: size-1048576 (unixfs-v1-2025) or size-262144 (kubo-v1-default)")
 	hidden := fs.Bool("hidden", false, "include files and directories whose names start with '.'")
 	coding := fs.String("ec", "", "erasure coding K/M for this add (default: the repo's)")
-	setUsage(fs, "usage: fungi add [--only-hash] [-q] [--profile P] [--ec K/M] [--hidden] PATH\n\n"+
+	toFiles := fs.String("to-files", "", "also link what was added at this `path` of the shared tree (PATH/ : under its name in that directory; needs the daemon)")
+	setUsage(fs, "usage: fungi add [--only-hash] [-q] [--profile P] [--ec K/M] [--hidden] [--to-files /DIR/] PATH\n\n"+
 		"Adds a file or directory tree to the repo and prints its IPFS CID: the CID Kubo\n"+
 		"computes with the same profile (unixfs-v1-2025 = ipfs add --cid-version 1\n"+
 		"--chunker size-1048576 --raw-leaves --max-file-links 1024). Blocks are compressed,\n"+
@@ -67,8 +68,14 @@ func runAdd(args []string) error {
 			return usagef("--ec: %v", err)
 		}
 	}
+	if *toFiles != "" && *onlyHash {
+		return usagef("--to-files and --only-hash do not go together: --only-hash stores nothing")
+	}
+	if *toFiles != "" && (*toFiles)[0] != '/' {
+		return usagef("--to-files %q: paths of the shared tree are absolute (start with /)", *toFiles)
+	}
 	if !*onlyHash {
-		return runStore(*api, *quiet, *profile, *coding, *hidden, paths[0])
+		return runStore(*api, *quiet, node.AddOptions{Profile: *profile, Coding: *coding, Hidden: *hidden, ToFiles: *toFiles}, paths[0])
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -86,19 +86,22 @@ func apiFlag(fs *flag.FlagSet) *string {
 
 func connect(api string) (node.Content, error) { return node.Connect(node.RepoPath(), api) }
 
-func runStore(api string, quiet bool, profile, coding string, hidden bool, path string) error {
+func runStore(api string, quiet bool, o node.AddOptions, path string) error {
 	repo, err := connect(api)
 	if err != nil {
 		return err
 	}
 	defer repo.Close()
+	if _, ok := repo.(*node.APIClient); !ok && o.ToFiles != "" {
+		return errors.New("--to-files needs the daemon: the shared tree lives in the cluster (start it with fungi daemon)")
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	prog := newProgress(quiet, "adding")
-	total := treeSize(path, hidden)
+	total := treeSize(path, o.Hidden)
 	var done atomic.Int64
-	res, err := repo.Add(ctx, path, node.AddOptions{Profile: profile, Coding: coding, Hidden: hidden,
-		Progress: func(n int64) { prog.updateOf(done.Add(n), total) }})
+	o.Progress = func(n int64) { prog.updateOf(done.Add(n), total) }
+	res, err := repo.Add(ctx, path, o)
 	prog.done()
 	if err != nil {
 		return err
@@ -108,6 +111,9 @@ func runStore(api string, quiet bool, profile, coding string, hidden bool, path 
 		return repo.Close()
 	}
 	fmt.Printf("added %s %s\n", res.Root, baseName(path))
+	if res.Files != "" {
+		fmt.Fprintf(os.Stderr, "linked at %s in the shared tree\n", res.Files)
+	}
 	fmt.Fprintf(os.Stderr, "%d bytes in %d blocks, coding %s: %d fragment bytes (%.3fx); %s\n",
 		res.Size, res.Blocks, res.Coding, res.Stored, float64(res.Stored)/float64(max(res.Size, 1)), res.Tolerance)
 	return repo.Close()
