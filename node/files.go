@@ -64,11 +64,13 @@ func treePath(p string) (string, error) {
 	if strings.ContainsRune(p, 0) {
 		return "", badRequest("%q: a path cannot hold a NUL byte", p)
 	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == ".." {
+			return "", badRequest("%q: .. is not allowed in a path of the shared tree", p)
+		}
+	}
 	clean := path.Clean(p)
 	for _, seg := range strings.Split(clean, "/") {
-		if seg == ".." {
-			return "", badRequest("%q: .. is not allowed", p)
-		}
 		if len(seg) > 255 {
 			return "", badRequest("%q: a name of %d bytes (max 255)", p, len(seg))
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -167,15 +168,16 @@ func (n mountNode) Open(ctx context.Context, c cid.Cid) (mount.Reader, error) {
 
 // mounts are the daemon's live mounts, by directory.
 type mounts struct {
-	node mountNode
-	log  *slog.Logger
+	node    mountNode
+	cluster *clusterRunner
+	log     *slog.Logger
 
 	mu sync.Mutex
 	m  map[string]*mount.Mount
 }
 
 func newMounts(ctx context.Context, r *Repo, c *clusterRunner, log *slog.Logger) *mounts {
-	ms := &mounts{node: mountNode{r: r, fsm: func() *consensus.FSM { return c.node().FSM() }, ctx: ctx}, log: log, m: map[string]*mount.Mount{}}
+	ms := &mounts{node: mountNode{r: r, fsm: func() *consensus.FSM { return c.node().FSM() }, ctx: ctx}, cluster: c, log: log, m: map[string]*mount.Mount{}}
 	go ms.watch(ctx)
 	return ms
 }
@@ -183,17 +185,19 @@ func newMounts(ctx context.Context, r *Repo, c *clusterRunner, log *slog.Logger)
 // Mount mounts the shared tree at dir and returns once it is live.
 func (ms *mounts) Mount(dir string) (string, error) {
 	if !filepath.IsAbs(dir) {
-		return "", badRequest("mount: %s: the mount point must be an absolute path", dir)
+		return "", badRequest("%s: the mount point must be an absolute path", dir)
 	}
 	dir = filepath.Clean(dir)
+	ms.caughtUp()
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	if _, ok := ms.m[dir]; ok {
-		return "", httpError{http.StatusConflict, fmt.Errorf("mount: %s: already mounted by this node", dir)}
+		return "", httpError{http.StatusConflict, fmt.Errorf("%s: already mounted by this node", dir)}
 	}
 	m, err := mount.New(dir, ms.node, mount.Options{Logger: ms.log})
 	if err != nil {
-		return "", httpError{http.StatusBadRequest, err}
+		// the command names itself: "fungi mount: DIR: not empty"
+		return "", httpError{http.StatusBadRequest, errors.New(strings.TrimPrefix(err.Error(), "mount: "))}
 	}
 	ms.m[dir] = m
 	go func() {
@@ -209,6 +213,32 @@ func (ms *mounts) Mount(dir string) (string, error) {
 	return dir, nil
 }
 
+// caughtUp waits (up to 10 s) until this node has applied what the
+// cluster committed, so a mount made right after the daemon started (or
+// on a node catching up) shows the whole tree at once, not a tree that
+// fills in over the first seconds. Past the wait it mounts anyway: the
+// rest shows as it is applied.
+func (ms *mounts) caughtUp() {
+	ctx, cancel := context.WithTimeout(ms.node.ctx, 10*time.Second)
+	defer cancel()
+	for {
+		cn := ms.cluster.node()
+		st := cn.Status()
+		if st.Leader != "" && st.CommitIndex > 0 && st.AppliedIndex >= st.CommitIndex &&
+			(st.Role != consensus.RoleLeader || st.AppliedIndex >= st.LastIndex) {
+			if st.Role == consensus.RoleLeader || ms.node.r.cluster == nil || !ms.node.r.cluster.catchUp(ctx) {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			ms.log.Warn("fungi daemon: mounting before this node caught up with the cluster; the tree fills in as it applies", "applied", st.AppliedIndex, "commit", st.CommitIndex)
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // Unmount ends the mount at dir.
 func (ms *mounts) Unmount(dir string) error {
 	dir = filepath.Clean(dir)
@@ -216,10 +246,10 @@ func (ms *mounts) Unmount(dir string) error {
 	m, ok := ms.m[dir]
 	ms.mu.Unlock()
 	if !ok {
-		return httpError{http.StatusNotFound, fmt.Errorf("unmount: %s: not mounted by this node", dir)}
+		return httpError{http.StatusNotFound, fmt.Errorf("%s: not mounted by this node", dir)}
 	}
 	if err := m.Unmount(); err != nil {
-		return fmt.Errorf("unmount: %s: %w", dir, err)
+		return fmt.Errorf("%s: %w", dir, err)
 	}
 	m.Wait()
 	return nil

@@ -72,14 +72,14 @@ func runFiles(args []string) error {
 		return err
 	}
 	if len(rest) < nargs[0] || len(rest) > nargs[1] {
-		return usagef("files %s: wrong number of arguments (see fungi files --help)", sub)
+		return usagef("%s: wrong number of arguments (see fungi files --help)", sub)
 	}
 	for i, p := range rest {
 		if sub == "cp" && i == 0 || sub == "write" && i == 1 {
 			continue // content, a local file
 		}
 		if p == "" || p[0] != '/' {
-			return usagef("files %s: %q: paths of the shared tree are absolute (start with /)", sub, p)
+			return usagef("%q: paths of the shared tree are absolute (start with /)", p)
 		}
 	}
 	d, err := node.Daemon(node.RepoPath(), *api)
@@ -159,7 +159,7 @@ func runFiles(args []string) error {
 			}
 			defer f.Close()
 			if fi, err := f.Stat(); err == nil && fi.IsDir() {
-				return usagef("files write: %s is a directory (add it with fungi add --to-files)", rest[1])
+				return usagef("%s is a directory (add it with fungi add --to-files)", rest[1])
 			}
 			src, name = f, filepath.Base(rest[1])
 		}
