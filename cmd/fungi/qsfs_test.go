@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -371,8 +372,11 @@ func unixfsType(t *testing.T, c *cluster, cidStr string) ufspb.Data_DataType {
 	return fsn.Type()
 }
 
-// Bad mount points and misuse give one line and a non-zero exit.
-func TestMountErrors(t *testing.T) {
+// Bad mount points and misuse give one line and a non-zero exit; a mount
+// ends with fusermount3 -u, fungi unmount, the exit of fungi mount --wait
+// and the daemon, and one left by a killed daemon is cleared; mount.dir
+// mounts at start.
+func TestMountLifecycle(t *testing.T) {
 	needFUSE(t)
 	c := upCluster(t, 1, nil)
 	notEmpty := t.TempDir()
@@ -425,5 +429,68 @@ func TestMountErrors(t *testing.T) {
 	c.must(1, "unmount", dir)
 	if mounted(dir) {
 		t.Errorf("%s still mounted after fungi unmount", dir)
+	}
+
+	// fusermount3 -u from outside: the daemon lets go of it
+	c.must(1, "mount", dir)
+	if out, err := exec.Command("fusermount3", "-u", dir).CombinedOutput(); err != nil {
+		t.Fatalf("fusermount3 -u: %v: %s", err, out)
+	}
+	waitFor(t, "the daemon to forget the mount", func() bool { return !mountListed(c, dir) })
+	c.must(1, "mount", dir) // not "already mounted"
+	c.must(1, "unmount", dir)
+
+	// fungi mount --wait: the mount lasts as long as the command
+	cmd := exec.Command(fungiBin, "mount", "--wait", dir)
+	cmd.Env = append(os.Environ(), "FUNGI_PATH="+c.path(1))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "fungi mount --wait to mount", func() bool { return mounted(dir) })
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("fungi mount --wait after SIGINT: %v", err)
+	}
+	if mounted(dir) {
+		t.Errorf("%s still mounted after fungi mount --wait exited", dir)
+	}
+
+	// mount.dir: mounted at start, unmounted at a clean stop
+	c.must(1, "config", "mount.dir", dir)
+	if err := testnet.Stop(c.dir, []int{1}, false); err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel2()
+	if err := testnet.Start(ctx2, c.dir, []int{1}); err != nil {
+		t.Fatal(err)
+	}
+	if !mounted(dir) {
+		t.Fatalf("mount.dir %s not mounted when the daemon started", dir)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "d/f")); err != nil || string(b) != "data" {
+		t.Errorf("mount.dir at start: d/f %q, %v", b, err)
+	}
+	if err := testnet.Stop(c.dir, []int{1}, false); err != nil {
+		t.Fatal(err)
+	}
+	if mounted(dir) {
+		t.Errorf("%s still mounted after the daemon stopped", dir)
+	}
+}
+
+func mountListed(c *cluster, dir string) bool {
+	ms, err := c.api(1).Mounts(context.Background())
+	return err == nil && slices.Contains(ms, dir)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
