@@ -327,8 +327,13 @@ func (a *api) toFiles(r *http.Request, name string) (dst string, replace bool, e
 		return "", false, badRequest("to-files: cannot link at the root")
 	}
 	replace = queryTrue(r, "to-files-replace")
-	if e, ok := a.fsm().TreeStat(dst); ok && (e.Dir || !replace) {
-		return "", false, httpError{http.StatusConflict, treeExists(dst)}
+	if e, ok := a.fsm().TreeStat(dst); ok {
+		if replace && (e.Dir || e.Type == linkDir) {
+			return "", false, httpError{http.StatusConflict, &filesError{dst + ": is a directory (write replaces files only)", consensus.ErrTreeExists}}
+		}
+		if !replace {
+			return "", false, httpError{http.StatusConflict, treeExists(dst)}
+		}
 	}
 	return dst, replace, nil
 }
