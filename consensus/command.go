@@ -32,6 +32,7 @@ const (
 	OpFilesLink         // link a path to a CID (Key = path, Target, Info, Parents, Replace)
 	OpFilesMove         // move a tree entry (Key = source, Target = destination)
 	OpFilesRemove       // remove a tree entry (Key = path, Recursive)
+	OpFilesCopy         // copy a tree entry (Key = source, Target = destination, Parents)
 	opCount
 )
 
@@ -41,7 +42,7 @@ var opNames = [...]string{
 	OpPutManifest: "put-manifest", OpDeleteManifest: "delete-manifest",
 	OpPin: "pin", OpUnpin: "unpin", OpLink: "link", OpUnlink: "unlink", OpBatch: "batch",
 	OpPutIPNS: "put-ipns", OpMkdir: "mkdir", OpFilesLink: "files-link", OpFilesMove: "files-move",
-	OpFilesRemove: "files-remove",
+	OpFilesRemove: "files-remove", OpFilesCopy: "files-copy",
 }
 
 func (o Op) String() string {
@@ -52,8 +53,8 @@ func (o Op) String() string {
 }
 
 // treeEdit reports whether o is one of the tree commands that can be
-// refused (OpMkdir .. OpFilesRemove).
-func (o Op) treeEdit() bool { return o >= OpMkdir && o <= OpFilesRemove }
+// refused (OpMkdir .. OpFilesCopy).
+func (o Op) treeEdit() bool { return o >= OpMkdir && o <= OpFilesCopy }
 
 // Limits on what one command may carry. They bound the decoder too.
 const (
@@ -90,8 +91,8 @@ func (id RequestID) String() string { return hex.EncodeToString(id[:]) }
 // constructors (PutManifest, Link, Batch, ...); which fields an Op reads is
 // listed with the Op. Apply gives a Command without a RequestID a fresh one.
 //
-// Every Op but the tree commands (Mkdir, FilesLink, FilesMove, FilesRemove)
-// is total: it cannot fail against any state (removing what is not there,
+// Every Op but the tree commands (Mkdir, FilesLink, FilesMove, FilesRemove,
+// FilesCopy) is total: it cannot fail against any state (removing what is not there,
 // or updating the usage of an unknown member, does nothing), so a Batch is
 // atomic by construction once Validate passed. The tree commands are
 // checked against the tree when applied and may be refused (ErrTreeConflict);
@@ -100,9 +101,9 @@ type Command struct {
 	Op        Op
 	RequestID RequestID
 	Key       string    // peer id, manifest root, pinned CID, tree path or IPNS routing key
-	Target    string    // OpLink, OpFilesLink: the CID the path names; OpFilesMove: the destination
+	Target    string    // OpLink, OpFilesLink: the CID the path names; OpFilesMove, OpFilesCopy: the destination
 	Info      LinkInfo  // OpFilesLink
-	Parents   bool      // OpMkdir, OpFilesLink: create missing parent directories
+	Parents   bool      // OpMkdir, OpFilesLink, OpFilesCopy: create missing parent directories
 	Replace   bool      // OpFilesLink: replace an existing link
 	Recursive bool      // OpFilesRemove: remove a directory with everything in it
 	Size      uint64    // OpPutManifest: the object's size in bytes
@@ -190,6 +191,20 @@ func FilesMove(src, dst string) Command { return Command{Op: OpFilesMove, Key: s
 // (ErrTreeNotFound), and so is "/" (ErrTreeInvalid).
 func FilesRemove(p string, recursive bool) Command {
 	return Command{Op: OpFilesRemove, Key: p, Recursive: recursive}
+}
+
+// FilesCopy copies the entry at src (a link, or a directory with all it
+// holds) to dst, as Kubo's files cp does within MFS; the copy is
+// independent of the source afterwards, and cheap (a directory of any size
+// is copied in O(1), sharing what it holds until either side changes).
+// dst must not exist (ErrTreeExists; there is no copying into an existing
+// directory: the caller appends base(src) for that). A missing parent of
+// dst is created if parents, else refused (ErrTreeNotFound); a parent that
+// is a link is refused (ErrTreeNotDir). Refused too: src missing
+// (ErrTreeNotFound), src "/" or a directory copied to itself or inside
+// itself (ErrTreeInvalid).
+func FilesCopy(src, dst string, parents bool) Command {
+	return Command{Op: OpFilesCopy, Key: src, Target: dst, Parents: parents}
 }
 
 // PutIPNS offers a signed IPNS record for a name. name is the IPNS
@@ -287,7 +302,7 @@ func (c *Command) validate(depth int) error {
 		if s := c.EOL.Unix(); s < minEOL || s > maxEOL {
 			return invalid("put-ipns: EOL %s out of range", c.EOL.UTC().Format(time.RFC3339))
 		}
-	case OpLink, OpUnlink, OpMkdir, OpFilesLink, OpFilesMove, OpFilesRemove:
+	case OpLink, OpUnlink, OpMkdir, OpFilesLink, OpFilesMove, OpFilesRemove, OpFilesCopy:
 		if c.Op.treeEdit() && depth > 0 {
 			// a batch must not be refused halfway
 			return invalid("%s inside a batch", c.Op)
@@ -298,7 +313,7 @@ func (c *Command) validate(depth int) error {
 		if (c.Op == OpLink || c.Op == OpFilesLink) && (c.Target == "" || len(c.Target) > MaxKeyLen) {
 			return invalid("%s %s: target of %d bytes (1..%d)", c.Op, c.Key, len(c.Target), MaxKeyLen)
 		}
-		if c.Op == OpFilesMove {
+		if c.Op == OpFilesMove || c.Op == OpFilesCopy {
 			if len(c.Target) > MaxKeyLen {
 				return invalid("%s: destination of %d bytes (max %d)", c.Op, len(c.Target), MaxKeyLen)
 			}
@@ -348,6 +363,7 @@ func validTreeArg(op Op, p string, names bool) error {
 //	                        opts:u8 (1: parents, 2: replace)    (version 3 on)
 //	          files-move:   destination:str                     (version 3 on)
 //	          files-remove: opts:u8 (1: recursive)              (version 3 on)
+//	          files-copy:   destination:str opts:u8 (1: parents) (version 3 on)
 //	          batch (no key): count:uvarint command*count
 //	str     = len:uvarint bytes
 //
@@ -355,7 +371,7 @@ func validTreeArg(op Op, p string, names bool) error {
 // concurrent writes into one entry); each gets its own Result.
 //
 // Version 2 added put-ipns, version 3 the tree commands (mkdir,
-// files-link, files-move, files-remove), and nothing else. An entry is
+// files-link, files-move, files-remove, files-copy), and nothing else. An entry is
 // written in the lowest version that can hold it, so entries without them
 // keep their old version and a build that reads only the older versions
 // keeps applying them (during a rolling upgrade it refuses the newer
@@ -429,7 +445,7 @@ func (o Op) minEntryVersion() byte {
 
 // Bits of the opts byte of the tree commands.
 const (
-	optParents   = 1 // mkdir, files-link
+	optParents   = 1 // mkdir, files-link, files-copy
 	optReplace   = 2 // files-link
 	optRecursive = 1 // files-remove
 )
@@ -522,6 +538,9 @@ func (c *Command) append(b []byte) []byte {
 		b = append(b, opt(c.Parents, optParents)|opt(c.Replace, optReplace))
 	case OpFilesRemove:
 		b = append(b, opt(c.Recursive, optRecursive))
+	case OpFilesCopy:
+		b = appendStr(b, c.Target)
+		b = append(b, opt(c.Parents, optParents))
 	case OpPutIPNS:
 		b = binary.AppendUvarint(b, c.Sequence)
 		b = binary.AppendVarint(b, c.EOL.Unix())
@@ -752,6 +771,9 @@ func (d *decoder) command(c *Command, depth int) {
 		c.Parents, c.Replace = o&optParents != 0, o&optReplace != 0
 	case OpFilesRemove:
 		c.Recursive = d.opts(optRecursive)&optRecursive != 0
+	case OpFilesCopy:
+		c.Target = d.str(MaxKeyLen)
+		c.Parents = d.opts(optParents)&optParents != 0
 	case OpPutIPNS:
 		c.Sequence = d.uvarint()
 		sec := d.varint()

@@ -46,30 +46,40 @@
 //
 // The FSM holds a file tree that every node edits like Kubo's MFS: Mkdir,
 // FilesLink (a path names a CID, with the type and sizes the proposer
-// found), FilesMove and FilesRemove. They are checked when applied, the
-// same way on every replica: a refusal changes nothing and comes back from
-// Node.Apply, on any node, as an error matching ErrTreeConflict and one of
-// ErrTreeExists, ErrTreeNotFound, ErrTreeNotDir, ErrTreeNotEmpty or
-// ErrTreeInvalid, with a one-line message naming the path ("/a/b: parent
-// /a is not a directory"); it is not retried. The rules, in short: -p
-// (parents) creates missing directories, else they are refused; a link
-// is replaced only with replace, a directory never; mv into an existing
-// directory moves to dir/base(src), never onto an existing entry, never
-// into itself; a directory is removed only with recursive, even an empty
-// one; "/" can only be read. Link and Unlink, the total commands of older
-// logs, still apply: link with parents replacing whatever is in the way,
-// and recursive remove if present.
+// found), FilesMove, FilesRemove and FilesCopy. They are checked when
+// applied, the same way on every replica: a refusal changes nothing and
+// comes back from Node.Apply, on any node, as an error matching
+// ErrTreeConflict and one of ErrTreeExists, ErrTreeNotFound,
+// ErrTreeNotDir, ErrTreeNotEmpty or ErrTreeInvalid, with a one-line
+// message naming the path ("/a/b: parent /a is not a directory"); it is
+// not retried. The rules, in short: -p (parents) creates missing
+// directories, else they are refused; a link is replaced only with
+// replace, a directory never; mv into an existing directory moves to
+// dir/base(src), never onto an existing entry, never into itself; cp
+// copies a link or a whole directory to a path that must not exist (no
+// copying into a directory: the caller appends the name), never into
+// itself, and the copy is independent of its source from then on; a
+// directory is removed only with recursive, even an empty one; "/" can
+// only be read. Link and Unlink, the total commands of older logs, still
+// apply: link with parents replacing whatever is in the way, and
+// recursive remove if present.
 //
 // Every command that changes the tree takes the next tree revision
-// (TreeRev, replicated, in snapshots). It is set on every directory from
-// the root down to what changed, and on a moved subtree's root, so a
-// directory's Rev changes exactly when something below it did: the node
-// caches what it derives from a directory (its UnixFS hash) by path and
-// Rev. TreeChanges lists the paths created, replaced or removed after a
-// revision, from a ring of the last 4096 changes (local, not in
-// snapshots: after a restore, or when the ring overflowed, it says
-// incomplete and the caller starts over); TreeWatch wakes a reader at the
-// next change. TreeStat and TreeList read it.
+// (TreeRev, replicated, in snapshots). An entry's Rev (TreeStat,
+// TreeList) is the last revision that changed what is at its path:
+// something at or below it changed, or it, or a directory above it, was
+// made, moved or copied there. So a path at a given Rev always holds the
+// same content: the node caches what it derives from a directory (its
+// UnixFS hash) by path and Rev. (Stored: each node the revision of the
+// last change at or below it, set from the root down to what changed,
+// and each directory the revision at which it was put at its place; a
+// moved or copied subtree keeps the revisions below its root, so moves
+// and copies are O(1), and a reader takes the largest on the path.)
+// TreeChanges lists the paths created, replaced or removed after a
+// revision (a copy: its path, and the parents it made), from a ring of
+// the last 4096 changes (local, not in snapshots: after a restore, or
+// when the ring overflowed, it says incomplete and the caller starts
+// over); TreeWatch wakes a reader at the next change.
 //
 // The tree is a tree of nodes, directories holding a map of names to
 // children; a name is stored once, as its map key, and a link's target
@@ -77,6 +87,14 @@
 // costs ~175 heap bytes: 2,000 directories of 1,000 links (names of 22
 // bytes, CIDv1 targets) take 334 MB built by FilesLink and 167 B/entry
 // restored (BenchmarkTree2M).
+//
+// A copy shares what it copies: the new directory shares the source's
+// children map, and the copy seals the tree, so that from then on a
+// change copies the nodes on its path before changing them, once (the
+// same copy-on-write as for snapshots, below), and neither side sees the
+// other's changes. Copying a directory of 100,000 links takes ~6 ms, 1M
+// ~60 ms (counting what it holds, the only walk; BenchmarkTreeCopy), and
+// keeps almost no memory until the two sides diverge.
 //
 // # Snapshots
 //
@@ -87,11 +105,12 @@
 // persists copies the nodes on its path first (once per snapshot; a copied
 // directory shares its children map and records its changes in an
 // overlay, so copying a directory of a million entries is O(1) too);
-// without a snapshot nodes change in place. Persist streams the frozen
-// state in a binary format with a checksummed header (a corrupt count is
-// caught before it sizes a map) and a CRC-32C trailer, the tree in
-// pre-order with names rather than paths; Restore builds the new state
-// aside and swaps it in only if everything checks out. Measured on this 2-core machine (TestSnapshotMillion,
+// without a snapshot, what no copy shares changes in place. Persist
+// streams the frozen state in a binary format with a checksummed header
+// (a corrupt count is caught before it sizes a map) and a CRC-32C
+// trailer, the tree in pre-order with names rather than paths; Restore
+// builds the new state aside and swaps it in only if everything checks
+// out. Measured on this 2-core machine (TestSnapshotMillion,
 // BenchmarkSnapshot10M; 64-byte manifests, 59-byte CIDs; 132 snapshot
 // bytes and ~230 heap bytes per entry): 1M manifests persist in ~0.14 s
 // and restore in ~0.4-0.8 s; 10M persist in 2.4 s and restore in 11 s,
@@ -187,5 +206,6 @@
 //	m, ok := n.FSM().Manifest(root.String())
 //	_, err = n.Apply(ctx, consensus.FilesLink("/photos/a.jpg", root.String(), info, true, false))
 //	if errors.Is(err, consensus.ErrTreeExists) { ... }
+//	_, err = n.Apply(ctx, consensus.FilesCopy("/photos", "/backup/photos", true))
 //	list, err := n.FSM().TreeList("/photos")
 package consensus

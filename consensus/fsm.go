@@ -297,6 +297,8 @@ func (f *FSM) editTree(c *Command) error {
 		return f.tree.move(c.Key, c.Target)
 	case OpFilesRemove:
 		return f.tree.remove(c.Key, c.Recursive)
+	case OpFilesCopy:
+		return f.tree.copy(c.Key, c.Target, c.Parents)
 	}
 	panic("consensus: editTree " + c.Op.String())
 }

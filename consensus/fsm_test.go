@@ -246,11 +246,23 @@ func TestCommandValidate(t *testing.T) {
 		{FilesMove("/a", "/b/"+strings.Repeat("n", MaxNameLen+1)), false},
 		{FilesRemove("/a", true), true},
 		{FilesRemove("/a/..", true), false},
+		{FilesCopy("/a", "/b", false), true},
+		{FilesCopy("/", "/", true), true}, // refused when applied, not here
+		{FilesCopy("/a", "b", true), false},
+		{FilesCopy("/a", "", false), false},
+		{FilesCopy("", "/b", false), false},
+		{FilesCopy("/a/", "/b", false), false},
+		{FilesCopy("/a", "/b/../c", false), false},
+		{FilesCopy("/"+strings.Repeat("n", MaxNameLen), "/b/"+strings.Repeat("n", MaxNameLen), false), true},
+		{FilesCopy("/"+strings.Repeat("n", MaxNameLen+1), "/b", false), false},
+		{FilesCopy("/a", "/b/"+strings.Repeat("n", MaxNameLen+1), false), false},
+		{FilesCopy("/a", "/"+strings.Repeat("b", MaxKeyLen), false), false},
 		{Batch(Link("/a", "c"), Unlink("/b")), true},
 		{Batch(Pin("x"), Mkdir("/a", true)), false},
 		{Batch(FilesLink("/a", "c", LinkInfo{}, true, true)), false},
 		{Batch(FilesMove("/a", "/b")), false},
 		{Batch(FilesRemove("/a", true)), false},
+		{Batch(FilesCopy("/a", "/b", true)), false},
 	}
 	for _, tt := range tests {
 		err := tt.cmd.Validate()
@@ -276,6 +288,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		FilesLink("/a/f", "bafkreif", LinkInfo{Type: 2, Size: 1 << 40, Tsize: 1<<40 + 99}, true, true),
 		FilesLink("/a/g", "QmX", LinkInfo{}, false, false), FilesLink("/h", "c", LinkInfo{Type: 255}, false, true),
 		FilesMove("/a", "/b/c"), FilesRemove("/a", true), FilesRemove("/a", false),
+		FilesCopy("/a", "/b/c", true), FilesCopy("/a/b", "/c", false),
 	}
 	for i := range cmds {
 		cmds[i].RequestID = NewRequestID()
@@ -345,6 +358,10 @@ func TestDecodeRejects(t *testing.T) {
 		"files-link opts":       {entryVersion, 1, byte(OpFilesLink), 0, 2, '/', 'a', 1, 'c', 0, 0, 0, 4},
 		"files-link truncated":  {entryVersion, 1, byte(OpFilesLink), 0, 2, '/', 'a', 1, 'c', 0, 0, 0},
 		"files-link bad target": {entryVersion, 1, byte(OpFilesLink), 0, 2, '/', 'a', 0x81, 0x40},
+		"files-copy in v2":      {entryVersion2, 1, byte(OpFilesCopy), 0, 2, '/', 'a', 2, '/', 'b', 1},
+		"files-copy opts":       {entryVersion, 1, byte(OpFilesCopy), 0, 2, '/', 'a', 2, '/', 'b', 2},
+		"files-copy truncated":  {entryVersion, 1, byte(OpFilesCopy), 0, 2, '/', 'a', 2, '/', 'b'},
+		"op after files-copy":   {entryVersion, 1, byte(OpFilesCopy + 1), 0, 2, '/', 'a', 2, '/', 'b', 1},
 	}
 	for name, b := range cases {
 		if _, err := decodeEntry(b); !errors.Is(err, ErrCorrupt) {
@@ -357,6 +374,8 @@ func TestDecodeRejects(t *testing.T) {
 		{entryVersion, 1, byte(OpMkdir), 0, 2, '/', 'a', 1},
 		{entryVersion, 1, byte(OpFilesRemove), 0, 2, '/', 'a', 1},
 		{entryVersion, 1, byte(OpFilesLink), 0, 2, '/', 'a', 1, 'c', 0, 0, 0, 3},
+		{entryVersion, 1, byte(OpFilesCopy), 0, 2, '/', 'a', 2, '/', 'b', 1},
+		{entryVersion, 1, byte(OpFilesCopy), 0, 2, '/', 'a', 2, '/', 'b', 0},
 	} {
 		if _, err := decodeEntry(ok); err != nil {
 			t.Errorf("a well-formed entry those cases break (%x): %v", ok, err)
@@ -373,6 +392,7 @@ func FuzzDecodeEntry(f *testing.F) {
 		Batch(PutIPNS("/ipns/k", 1, time.Unix(-5, 0), []byte{0}), PutManifest("r", 1, nil)),
 		Mkdir("/a/b", true), FilesLink("/a/b/c", "bafy", LinkInfo{Type: 1, Size: 300, Tsize: 1 << 33}, true, false),
 		FilesMove("/a/b", "/d"), FilesRemove("/d", true), Batch(Link("/x/y", "c"), Unlink("/x")),
+		FilesCopy("/a/b", "/d/e", true), FilesCopy("/a", "/b", false),
 	}
 	for _, c := range seeds {
 		c.RequestID = NewRequestID()
@@ -383,6 +403,13 @@ func FuzzDecodeEntry(f *testing.F) {
 	if b, err := encodeEntry([]Command{Mkdir("/a", false), Mkdir("/a", false), FilesLink("/a/f", "c", LinkInfo{}, false, false),
 		FilesLink("/a/f/g", "c", LinkInfo{}, true, false), FilesMove("/a", "/a/f"), FilesMove("/a", "/b"), FilesRemove("/b", false),
 		FilesRemove("/", true), Link("/b/f/x", "d"), Unlink("/b")}); err == nil {
+		f.Add(b)
+	}
+	// copies meeting every refusal, then changes on both sides
+	if b, err := encodeEntry([]Command{Mkdir("/a/b", true), FilesLink("/a/b/f", "c", LinkInfo{}, false, false),
+		FilesCopy("/a", "/c", false), FilesCopy("/a", "/c", false), FilesCopy("/a", "/a/b/x", true), FilesCopy("/", "/x", true),
+		FilesCopy("/x", "/y", true), FilesCopy("/a", "/a/b/f/g", true), FilesCopy("/a/b/f", "/n/m/f", false), FilesCopy("/a/b/f", "/n/m/f", true),
+		FilesLink("/c/b/f", "d", LinkInfo{}, false, true), FilesRemove("/a/b", true), FilesMove("/c", "/a"), Link("/a/c/b/g", "e")}); err == nil {
 		f.Add(b)
 	}
 	for _, name := range []string{"testdata/entry-v1.bin", "testdata/entry-v2.bin"} {
@@ -624,6 +651,8 @@ func FuzzReadSnapshot(f *testing.F) {
 	applyCmds(f, fsm, 2, Mkdir("/a/b/c", true), FilesLink("/a/b/f", "bafy", LinkInfo{Type: 2, Size: 5, Tsize: 9}, false, false),
 		FilesMove("/l", "/a"))
 	f.Add(snapshotBytes(f, fsm))
+	applyCmds(f, fsm, 3, FilesCopy("/a", "/c", false), FilesLink("/c/b/g", "bafy", LinkInfo{}, false, false), FilesMove("/c/b", "/a/d"))
+	f.Add(snapshotBytes(f, fsm)) // directories placed after their children's revisions, overlays
 	for _, name := range []string{"testdata/snapshot-v1.bin", "testdata/snapshot-v2.bin", "testdata/snapshot-v3.bin"} {
 		if b, err := os.ReadFile(name); err == nil {
 			f.Add(b)

@@ -34,7 +34,8 @@ import (
 //	             (link: type:u8 form:u8 bytes; form 0: bytes are the target as
 //	             given; form 1: the target is "b" + the bytes in lower-case,
 //	             unpadded base32, and form 0 is never used for such a target)
-//	           kind 1, a directory: count:uvarint (name:str node)*count
+//	           kind 1, a directory: at:uvarint (<= rev: the revision at which it
+//	             was made, moved or copied where it is) count:uvarint (name:str node)*count
 //	paths:     path:str cid:str                  (versions 1 to 3, instead of tree)
 //	ipns:      name:str sequence:uvarint eol:varint(unix s) eol-ns:uvarint record:str  (version 3 on)
 //	dedup:     request-id:16 index:uvarint   (oldest first)
@@ -176,17 +177,17 @@ func writeTree(bw *bufio.Writer, root *tnode) {
 	}
 	var stack []frame
 	dir := func(n *tnode) {
-		if n.dir.over != nil {
-			panic("consensus: snapshot of a directory with an overlay")
-		}
 		b := binary.AppendUvarint(bw.AvailableBuffer(), n.rev)
 		b = append(b, 1)
-		bw.Write(binary.AppendUvarint(b, uint64(len(n.dir.kids))))
+		b = binary.AppendUvarint(b, n.dir.at)
+		bw.Write(binary.AppendUvarint(b, uint64(n.dir.len())))
 		var f frame
-		for name, k := range n.dir.kids {
+		// a frozen directory may have an overlay (a copy of the tree shares
+		// its map), which nothing changes while the snapshot holds it
+		n.dir.each(func(name string, k *tnode) {
 			if k.dir != nil {
 				f.names, f.dirs = append(f.names, name), append(f.dirs, k)
-				continue
+				return
 			}
 			b := appendStr(bw.AvailableBuffer(), name)
 			b = binary.AppendUvarint(b, k.rev)
@@ -194,7 +195,7 @@ func writeTree(bw *bufio.Writer, root *tnode) {
 			b = appendStr(b, k.link)
 			b = binary.AppendUvarint(b, k.size)
 			bw.Write(binary.AppendUvarint(b, k.tsize))
-		}
+		})
 		if len(f.dirs) > 0 {
 			stack = append(stack, f)
 		}
@@ -693,12 +694,16 @@ func readTree(s *snapReader, entries, rev uint64, lim snapLimits) (*tnode, error
 	if kind != 1 {
 		return nil, corrupt("the root is not a directory")
 	}
+	at, err := s.uvarint()
+	if err != nil {
+		return nil, err
+	}
 	count, err := s.uvarint()
 	if err != nil {
 		return nil, err
 	}
-	if rootRev != rev || count > entries {
-		return nil, corrupt("root at revision %d with %d children; header: revision %d, %d entries", rootRev, count, rev, entries)
+	if rootRev != rev || count > entries || at != 0 {
+		return nil, corrupt("root at revision %d (placed at %d) with %d children; header: revision %d, %d entries", rootRev, at, count, rev, entries)
 	}
 	root := &tnode{rev: rootRev, dir: &tdir{kids: make(map[string]*tnode, size(count))}}
 
@@ -805,6 +810,13 @@ func readTree(s *snapReader, entries, rev uint64, lim snapLimits) (*tnode, error
 				return nil, err
 			}
 		case 1:
+			at, err := s.uvarint()
+			if err != nil {
+				return nil, err
+			}
+			if at > p.n.rev {
+				return nil, corrupt("a directory at revision %d placed at %d", p.n.rev, at)
+			}
 			count, err := s.uvarint()
 			if err != nil {
 				return nil, err
@@ -812,7 +824,7 @@ func readTree(s *snapReader, entries, rev uint64, lim snapLimits) (*tnode, error
 			if count > entries-read {
 				return nil, corrupt("a directory of %d entries, more than the header's %d", count, entries)
 			}
-			p.n.dir = &tdir{kids: make(map[string]*tnode, size(count))}
+			p.n.dir = &tdir{kids: make(map[string]*tnode, size(count)), at: at}
 			stack = append(stack, frame{p.n.dir, count, p.n.rev})
 		default:
 			return nil, corrupt("entry kind %d", kind)

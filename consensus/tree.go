@@ -4,6 +4,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -23,7 +24,7 @@ type TreeEntry struct {
 	Type     uint8  // link: what the proposer found the target to be (opaque here)
 	Size     uint64 // link: content size (opaque here)
 	Tsize    uint64 // link: cumulative DAG size (opaque here)
-	Rev      uint64 // tree revision of the last change at or below this entry
+	Rev      uint64 // tree revision of the last change of this path (see FSM.TreeStat)
 	Children int    // Dir: number of children
 }
 
@@ -97,23 +98,32 @@ func treeErrorOf(kind byte, msg string) error {
 // The tree is made of tnodes. A link holds its type and target in one
 // string (see linkString); a directory holds a tdir. Names live only as
 // map keys. 48 bytes per node.
+//
+// rev is the revision of the last change at or below the node. A
+// directory also records at, the revision at which it was put where it
+// is (made, moved or copied there): a moved or copied subtree keeps the
+// revs of the nodes below its root, so moving and copying are O(1), and
+// what readers see as an entry's Rev is the largest of its rev and the at
+// of every directory on its path (see fileTree.lookup).
 type tnode struct {
 	rev, size, tsize uint64
 	link             string // a link: see linkString; "" for a directory
 	dir              *tdir  // a directory; nil for a link
 }
 
-// tdir is a directory's children. While a snapshot shares kids (the node
-// was copied after the freeze), changes go to over, which reads consult
-// first; thaw folds them back in, as cowMap does.
+// tdir is a directory's children. When kids may be shared with another
+// directory (this one is a copy of one that a snapshot or a copy of the
+// tree still holds), kids is read-only and changes go to over, which reads
+// consult first: see fileTree. 32 bytes.
 type tdir struct {
 	kids map[string]*tnode
-	over map[string]*tnode // nil unless copied during a snapshot; a nil value: removed
+	over map[string]*tnode // nil: kids is this directory's own; a nil value: removed
 	n    int               // children, while over is set
+	at   uint64            // the revision at which the directory was put at its place
 }
 
 func newDir(rev uint64) *tnode {
-	return &tnode{rev: rev, dir: &tdir{kids: make(map[string]*tnode)}}
+	return &tnode{rev: rev, dir: &tdir{kids: make(map[string]*tnode), at: rev}}
 }
 
 func newLink(rev uint64, target string, info LinkInfo) *tnode {
@@ -179,8 +189,9 @@ func (n *tnode) sameLink(target string, info LinkInfo) bool {
 	return n.dir == nil && n.link[0] == info.Type && n.size == info.Size && n.tsize == info.Tsize && n.target() == target
 }
 
-func (n *tnode) entry(name string) TreeEntry {
-	e := TreeEntry{Name: name, Rev: n.rev}
+// entry describes n, which reads as changed at rev (see lookup).
+func (n *tnode) entry(name string, rev uint64) TreeEntry {
+	e := TreeEntry{Name: name, Rev: rev}
 	if n.dir != nil {
 		e.Dir, e.Children = true, n.dir.len()
 	} else {
@@ -237,6 +248,7 @@ func (d *tdir) set(name string, n *tnode) {
 		d.n++
 	}
 	d.over[name] = n
+	d.compact()
 }
 
 func (d *tdir) del(name string) {
@@ -247,6 +259,7 @@ func (d *tdir) del(name string) {
 	if d.get(name) != nil {
 		d.n--
 		d.over[strings.Clone(name)] = nil
+		d.compact()
 	}
 }
 
@@ -267,6 +280,7 @@ func (d *tdir) each(fn func(name string, n *tnode)) {
 	}
 }
 
+// fold moves the overlay into kids, which must be d's own.
 func (d *tdir) fold() {
 	for name, n := range d.over {
 		if n != nil {
@@ -278,25 +292,65 @@ func (d *tdir) fold() {
 	d.over = nil
 }
 
+// compact gives d (changed: not shared) a children map of its own again
+// once its overlay holds an eighth of its children: O(children), once per
+// that many changes (a directory of 1M entries: ~50 ms, a clone of the
+// map's memory then the overlay folded in). An overlay outlives a snapshot
+// only when kids may be shared by a copy of the tree (see fileTree).
+func (d *tdir) compact() {
+	if d.over == nil || len(d.over) <= 32 || len(d.over) <= len(d.kids)/8 {
+		return
+	}
+	d.kids = maps.Clone(d.kids) // copies the map's memory: no hashing
+	d.fold()
+}
+
+// share returns a new directory with d's children, d's own kids map
+// shared by both from now on (read-only: the caller seals d).
+func (d *tdir) share(at uint64) *tdir {
+	c := &tdir{kids: d.kids, over: maps.Clone(d.over), n: d.len(), at: at}
+	if c.over == nil {
+		c.over = make(map[string]*tnode)
+	}
+	return c
+}
+
 // fileTree is the shared tree: the FSM owns it and serializes every call
 // (writes under its write lock, reads under its read lock).
 //
-// Snapshots: freeze hands the root to the snapshot in O(1). From then on a
-// node whose rev is at most frozenRev may be shared with the snapshot and
-// is never changed: own copies it first, and the copy replaces it in its
-// (owned) parent, so a change copies the nodes on its path once per
-// snapshot. A copied directory shares its children map with the original
-// and records its changes in an overlay, so the copy costs O(1) even for
-// a directory of millions of entries; thaw folds the overlays back in.
-// Without a snapshot, nodes change in place.
+// Nodes are shared, never changed, in two cases, both told by the node's
+// rev in O(1):
+//
+//   - Snapshots: freeze hands the root to the snapshot in O(1). While it
+//     persists, a node whose rev is at most frozenRev may be read by the
+//     snapshot.
+//   - Copies (FilesCopy): the copy of a directory is a new node sharing
+//     the source's children, so every node below the source is then in
+//     two places. The copy seals the tree: every node whose rev is at most
+//     sealed (the revision before the last copy) may be in several places,
+//     for good.
+//
+// own copies a shared node before a change, and the copy replaces it in
+// its (owned) parent, so a change copies the nodes on its path once per
+// snapshot or copy of the tree. A copied directory shares its children
+// map with the original and records its changes in an overlay (see
+// tdir.share), so the copy costs O(1), plus the original's overlay, even
+// for a directory of millions of entries. thaw folds the overlays back in
+// when only the snapshot shared the map; one that a copy of the tree may
+// share is kept, and compacted into a map of the directory's own once it
+// holds an eighth of the directory (tdir.compact). Nodes that nothing
+// shares change in place. Links are never changed in place when shared:
+// replacing one replaces the node.
 type fileTree struct {
 	root    *tnode
 	rev     uint64 // the revision of the last change; 0: never changed
 	entries int    // links and directories, the root not counted
+	sealed  uint64 // nodes at revisions up to sealed may be shared by copies (0: none)
 
-	frozen    bool
-	frozenRev uint64
-	overlaid  []*tdir // directories copied during the snapshot
+	frozen       bool
+	frozenRev    uint64
+	overlaid     []*tdir // directories copied during the snapshot whose kids only it shares
+	copiedFrozen bool    // a copy was made during the snapshot
 
 	changes []TreeChange // ring: the oldest at head once full
 	head    int
@@ -354,20 +408,28 @@ func (t *fileTree) begin() uint64 {
 	return t.rev
 }
 
+// shared reports whether a snapshot or a copy may share n.
+func (t *fileTree) shared(n *tnode) bool {
+	return t.copied(n) || (t.frozen && n.rev <= t.frozenRev)
+}
+
+// copied reports whether a copy of the tree may share n.
+func (t *fileTree) copied(n *tnode) bool { return t.sealed > 0 && n.rev <= t.sealed }
+
 // own returns n ready to be changed at rev: n itself, or a copy when a
-// snapshot may share n (the caller puts the copy in n's place).
+// snapshot or a copy may share n (the caller puts the copy in n's place).
 func (t *fileTree) own(n *tnode, rev uint64) *tnode {
-	if !t.frozen || n.rev > t.frozenRev {
+	if !t.shared(n) {
 		n.rev = rev
 		return n
 	}
 	c := &tnode{rev: rev, size: n.size, tsize: n.tsize, link: n.link}
 	if n.dir != nil {
-		if n.dir.over != nil {
-			panic("consensus: a directory shared with a snapshot has an overlay")
+		c.dir = n.dir.share(n.dir.at)
+		if n.dir.over == nil && !t.copied(n) {
+			// only the snapshot shares the map: it is c's at thaw
+			t.overlaid = append(t.overlaid, c.dir)
 		}
-		c.dir = &tdir{kids: n.dir.kids, over: make(map[string]*tnode), n: len(n.dir.kids)}
-		t.overlaid = append(t.overlaid, c.dir)
 	}
 	return c
 }
@@ -508,9 +570,67 @@ func (t *fileTree) move(src, dst string) error {
 	moved := sp.dir.get(base(src))
 	sp.dir.del(base(src))
 	moved = t.own(moved, rev)
+	if moved.dir != nil {
+		moved.dir.at = rev
+	}
 	t.ownPath(to, lastSlash(to), rev).dir.set(base(to), moved)
 	t.record(rev, src)
 	t.record(rev, to)
+	return nil
+}
+
+// copy copies the entry at src to dst, making dst's parents if parents
+// (FilesCopy). dst must not exist: there is no copying into a directory.
+//
+// A directory is copied in O(1) (plus its overlay, if it has one): the
+// copy is a new node sharing the source's children, and the copy seals
+// the tree (see fileTree), so that whichever side changes later copies
+// the nodes on its path first and the other side never sees it. Counting
+// the entries copied is the only O(entries) part: a walk, no allocation.
+//
+// Revisions: dst and its parents get the new revision, and dst records it
+// as the revision it was put there (tdir.at). The nodes below keep the
+// source's revs, but every entry below dst reads as changed at the new
+// revision (lookup takes the largest at on the path), so a path at a
+// given Rev always has the same content. Keeping the source's Revs as
+// they read would not: mkdir -p /x/s/s at 5, cp /x /y, rm -r /y, cp /x/s
+// /y would show /y/s at Rev 5 first with a child s, then empty.
+func (t *fileTree) copy(src, dst string, parents bool) error {
+	fail := func(kind error, format string, args ...any) error {
+		return treeErr(kind, "cp %s %s: %s", src, dst, fmt.Sprintf(format, args...))
+	}
+	if src == "/" {
+		return fail(ErrTreeInvalid, "cannot copy the root")
+	}
+	sn, send := t.walk(src)
+	if send != len(src) {
+		return fail(ErrTreeNotFound, "%s does not exist", src)
+	}
+	if sn.dir != nil && (dst == src || strings.HasPrefix(dst, src+"/")) {
+		return fail(ErrTreeInvalid, "cannot copy a directory into itself")
+	}
+	dn, dend := t.walk(dst)
+	switch {
+	case dend == len(dst):
+		return fail(ErrTreeExists, "%s already exists", dst)
+	case dn.dir == nil:
+		return fail(ErrTreeNotDir, "parent %s is not a directory", prefix(dst, dend))
+	case !parents && lastSlash(dst) > dend:
+		return fail(ErrTreeNotFound, "parent %s does not exist (use -p)", parentOf(dst))
+	}
+	rev := t.begin()
+	// from now on, sn and what it holds are in two places (sn was made at
+	// a revision before this one: sealed > 0)
+	t.sealed = rev - 1
+	t.copiedFrozen = t.copiedFrozen || t.frozen
+	c := &tnode{rev: rev, size: sn.size, tsize: sn.tsize, link: sn.link}
+	if sn.dir != nil {
+		c.dir = sn.dir.share(rev)
+	}
+	d := t.mkdirs(t.ownPath(dst, dend, rev), dst, dend, lastSlash(dst), rev)
+	d.dir.set(base(dst), c)
+	t.entries += 1 + sn.count()
+	t.record(rev, dst)
 	return nil
 }
 
@@ -587,10 +707,35 @@ func (t *fileTree) freeze() *tnode {
 }
 
 func (t *fileTree) thaw() {
-	for _, d := range t.overlaid {
-		d.fold()
+	if !t.copiedFrozen {
+		for _, d := range t.overlaid {
+			d.fold()
+		}
+	} // else the copy may share their maps: they keep their overlays
+	t.overlaid, t.frozen, t.copiedFrozen = nil, false, false
+}
+
+// lookup is walk for readers: the node at p, if any, and placed, the
+// largest at of the directories from the root down to it. What is at p
+// and below reads as changed at the larger of its rev and placed (see
+// TreeStat): the nodes below a moved or copied directory keep the revs
+// they had, but its at is the revision of the move or copy.
+func (t *fileTree) lookup(p string) (n *tnode, placed uint64, ok bool) {
+	n = t.root
+	for end := 0; end < len(p) && p != "/"; {
+		if n.dir == nil {
+			return nil, 0, false
+		}
+		name, j := elem(p, end)
+		if n = n.dir.get(name); n == nil {
+			return nil, 0, false
+		}
+		if n.dir != nil {
+			placed = max(placed, n.dir.at)
+		}
+		end = j
 	}
-	t.overlaid, t.frozen = nil, false
+	return n, placed, true
 }
 
 func (t *fileTree) since(since uint64) (ch []TreeChange, rev uint64, complete bool) {
@@ -612,20 +757,27 @@ func validTreePath(p string) bool {
 }
 
 // TreeStat returns the entry at p ("/" always exists, as a directory).
+//
+// Its Rev is the last tree revision that changed what is at p: something
+// at or below p changed, or p's entry, or a directory above it, was made,
+// moved or copied there. So a path at a given Rev always holds the same
+// content: the node caches what it derives from a directory (its UnixFS
+// hash) by path and Rev. A directory's Rev is never below its entries'.
+// TreeList reports Rev the same way.
 func (f *FSM) TreeStat(p string) (TreeEntry, bool) {
 	if !validTreePath(p) {
 		return TreeEntry{}, false
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	n, end := f.tree.walk(p)
-	if end != len(p) {
+	n, placed, ok := f.tree.lookup(p)
+	if !ok {
 		return TreeEntry{}, false
 	}
 	if p == "/" {
-		return n.entry(""), true
+		return n.entry("", max(n.rev, placed)), true
 	}
-	return n.entry(base(p)), true
+	return n.entry(base(p), max(n.rev, placed)), true
 }
 
 // TreeList returns the children of directory p, sorted by name (byte
@@ -636,15 +788,15 @@ func (f *FSM) TreeList(p string) ([]TreeEntry, error) {
 		return nil, treeErr(ErrTreeInvalid, "%q: not an absolute, clean path", p)
 	}
 	f.mu.RLock()
-	n, end := f.tree.walk(p)
+	n, placed, ok := f.tree.lookup(p)
 	var out []TreeEntry
-	if end == len(p) && n.dir != nil {
+	if ok && n.dir != nil {
 		out = make([]TreeEntry, 0, n.dir.len())
-		n.dir.each(func(name string, k *tnode) { out = append(out, k.entry(name)) })
+		n.dir.each(func(name string, k *tnode) { out = append(out, k.entry(name, max(k.rev, placed))) })
 	}
 	f.mu.RUnlock()
 	switch {
-	case end != len(p):
+	case !ok:
 		return nil, treeErr(ErrTreeNotFound, "%s: does not exist", p)
 	case out == nil:
 		return nil, treeErr(ErrTreeNotDir, "%s: not a directory", p)

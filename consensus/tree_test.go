@@ -82,21 +82,32 @@ func short(f *FSM) string {
 }
 
 // checkTree checks the tree's invariants: revisions grow towards the root
-// (the root's is the tree's), entries counts them all, no overlay is left
-// outside a snapshot, names are sane.
+// (the root's is the tree's), a directory was placed at or before its
+// revision, entries counts them all, an overlay outside a snapshot only
+// after a copy and with the right count, names are sane.
 func checkTree(tb testing.TB, f *FSM) {
 	tb.Helper()
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	t := f.tree
-	if t.root.rev != t.rev || t.root.dir == nil {
-		tb.Fatalf("root at revision %d, tree at %d", t.root.rev, t.rev)
+	if t.root.rev != t.rev || t.root.dir == nil || t.root.dir.at != 0 {
+		tb.Fatalf("root at revision %d (placed at %d), tree at %d", t.root.rev, t.root.dir.at, t.rev)
 	}
 	n := 0
 	var walk func(p string, d *tnode)
 	walk = func(p string, d *tnode) {
-		if !t.frozen && d.dir.over != nil {
-			tb.Fatalf("%s: an overlay outside a snapshot", p)
+		if d.dir.over != nil {
+			if !t.frozen && t.sealed == 0 {
+				tb.Fatalf("%s: an overlay outside a snapshot, without a copy", p)
+			}
+			count := 0
+			d.dir.each(func(string, *tnode) { count++ })
+			if count != d.dir.n {
+				tb.Fatalf("%s: %d children, counted %d", p, d.dir.n, count)
+			}
+		}
+		if d.dir.at > d.rev {
+			tb.Fatalf("%s: at revision %d, placed at %d", p, d.rev, d.dir.at)
 		}
 		d.dir.each(func(name string, k *tnode) {
 			n++
@@ -201,6 +212,30 @@ func TestTreeCommands(t *testing.T) {
 		{"remove below a link", FilesRemove("/l/x", true), ErrTreeNotFound, "/l/x: does not exist", ""},
 		{"remove /", FilesRemove("/", false), ErrTreeInvalid, "/: cannot remove the root", ""},
 		{"remove -r /", FilesRemove("/", true), ErrTreeInvalid, "/: cannot remove the root", ""},
+		// files-copy
+		{"copy a link", FilesCopy("/l", "/m", false), nil, "", "/a/ /a/b/ /a/b/f=c1 /a/e/ /a/l=c4 /l=c2 /m=c2"},
+		{"copy a directory", FilesCopy("/a", "/c", false), nil, "", "/a/ /a/b/ /a/b/f=c1 /a/e/ /a/l=c4 /c/ /c/b/ /c/b/f=c1 /c/e/ /c/l=c4 /l=c2"},
+		{"copy a directory next to itself", FilesCopy("/a", "/ab", false), nil, "", "/a/ /a/b/ /a/b/f=c1 /a/e/ /a/l=c4 /ab/ /ab/b/ /ab/b/f=c1 /ab/e/ /ab/l=c4 /l=c2"},
+		{"copy a directory into a directory", FilesCopy("/a/b", "/a/e/b", false), nil, "", "/a/ /a/b/ /a/b/f=c1 /a/e/ /a/e/b/ /a/e/b/f=c1 /a/l=c4 /l=c2"},
+		{"copy an empty directory", FilesCopy("/a/e", "/e", false), nil, "", "/a/ /a/b/ /a/b/f=c1 /a/e/ /a/l=c4 /e/ /l=c2"},
+		{"copy a directory into its parent", FilesCopy("/a/b", "/a/b2", false), nil, "", "/a/ /a/b/ /a/b/f=c1 /a/b2/ /a/b2/f=c1 /a/e/ /a/l=c4 /l=c2"},
+		{"copy a directory to its ancestor's sibling", FilesCopy("/a/b", "/b", false), nil, "", "/a/ /a/b/ /a/b/f=c1 /a/e/ /a/l=c4 /b/ /b/f=c1 /l=c2"},
+		{"copy -p makes the parents", FilesCopy("/a/b", "/x/y/b", true), nil, "", "/a/ /a/b/ /a/b/f=c1 /a/e/ /a/l=c4 /l=c2 /x/ /x/y/ /x/y/b/ /x/y/b/f=c1"},
+		{"copy without its parent", FilesCopy("/a/b", "/x/y", false), ErrTreeNotFound, "cp /a/b /x/y: parent /x does not exist (use -p)", ""},
+		{"copy without its parents", FilesCopy("/l", "/a/x/y/z", false), ErrTreeNotFound, "cp /l /a/x/y/z: parent /a/x/y does not exist (use -p)", ""},
+		{"copy below a link", FilesCopy("/a/b", "/l/x", true), ErrTreeNotDir, "cp /a/b /l/x: parent /l is not a directory", ""},
+		{"copy far below a link", FilesCopy("/l", "/a/b/f/g/h", true), ErrTreeNotDir, "cp /l /a/b/f/g/h: parent /a/b/f is not a directory", ""},
+		{"copy a link below itself", FilesCopy("/l", "/l/x", false), ErrTreeNotDir, "cp /l /l/x: parent /l is not a directory", ""},
+		{"copy onto a link", FilesCopy("/a/b", "/l", false), ErrTreeExists, "cp /a/b /l: /l already exists", ""},
+		{"copy onto a directory", FilesCopy("/l", "/a/e", true), ErrTreeExists, "cp /l /a/e: /a/e already exists", ""},
+		{"copy onto /", FilesCopy("/l", "/", true), ErrTreeExists, "cp /l /: / already exists", ""},
+		{"copy a link onto itself", FilesCopy("/l", "/l", false), ErrTreeExists, "cp /l /l: /l already exists", ""},
+		{"copy a directory onto itself", FilesCopy("/a", "/a", true), ErrTreeInvalid, "cp /a /a: cannot copy a directory into itself", ""},
+		{"copy a directory into itself", FilesCopy("/a", "/a/b/x", true), ErrTreeInvalid, "cp /a /a/b/x: cannot copy a directory into itself", ""},
+		{"copy a directory below itself", FilesCopy("/a", "/a/x/y", true), ErrTreeInvalid, "cp /a /a/x/y: cannot copy a directory into itself", ""},
+		{"copy the root", FilesCopy("/", "/x", false), ErrTreeInvalid, "cp / /x: cannot copy the root", ""},
+		{"copy a missing entry", FilesCopy("/x", "/y", true), ErrTreeNotFound, "cp /x /y: /x does not exist", ""},
+		{"copy from below a link", FilesCopy("/l/x", "/y", false), ErrTreeNotFound, "cp /l/x /y: /l/x does not exist", ""},
 		// the commands of older logs: total
 		{"old link", Link("/a/n", "c5"), nil, "", "/a/ /a/b/ /a/b/f=c1 /a/e/ /a/l=c4 /a/n=c5 /l=c2"},
 		{"old link replaces a directory", Link("/a", "c5"), nil, "", "/a=c5 /l=c2"},
@@ -329,8 +364,8 @@ func TestTreeRead(t *testing.T) {
 }
 
 // A change sets the new revision on every node from the root down to what
-// it changed; a moved subtree's root gets it, the rest of the subtree
-// keeps its revisions.
+// it changed; everything at and below a moved subtree's root reads as
+// changed by the move.
 func TestTreeRevisions(t *testing.T) {
 	f := NewFSM()
 	revs := func() map[string]uint64 {
@@ -356,8 +391,8 @@ func TestTreeRevisions(t *testing.T) {
 	step(Mkdir("/x", false), map[string]uint64{"/": 2, "/a": 1, "/a/b": 1, "/a/b/c": 1, "/x": 2})
 	step(FilesLink("/a/b/c/f", "c", LinkInfo{}, false, false), map[string]uint64{"/": 3, "/a": 3, "/a/b": 3, "/a/b/c": 3, "/a/b/c/f": 3, "/x": 2})
 	step(FilesLink("/x/g", "c", LinkInfo{}, false, false), map[string]uint64{"/": 4, "/a": 3, "/a/b": 3, "/a/b/c": 3, "/a/b/c/f": 3, "/x": 4, "/x/g": 4})
-	step(FilesMove("/a/b", "/x"), map[string]uint64{"/": 5, "/a": 5, "/x": 5, "/x/b": 5, "/x/b/c": 3, "/x/b/c/f": 3, "/x/g": 4})
-	step(FilesRemove("/x/g", false), map[string]uint64{"/": 6, "/a": 5, "/x": 6, "/x/b": 6 - 1, "/x/b/c": 3, "/x/b/c/f": 3})
+	step(FilesMove("/a/b", "/x"), map[string]uint64{"/": 5, "/a": 5, "/x": 5, "/x/b": 5, "/x/b/c": 5, "/x/b/c/f": 5, "/x/g": 4})
+	step(FilesRemove("/x/g", false), map[string]uint64{"/": 6, "/a": 5, "/x": 6, "/x/b": 5, "/x/b/c": 5, "/x/b/c/f": 5})
 	step(FilesLink("/x/b/c/f", "d", LinkInfo{}, false, true), map[string]uint64{"/": 7, "/a": 5, "/x": 7, "/x/b": 7, "/x/b/c": 7, "/x/b/c/f": 7})
 	step(FilesRemove("/x", false), map[string]uint64{"/": 7, "/a": 5, "/x": 7, "/x/b": 7, "/x/b/c": 7, "/x/b/c/f": 7}) // refused
 	step(Pin("p"), map[string]uint64{"/": 7, "/a": 5, "/x": 7, "/x/b": 7, "/x/b/c": 7, "/x/b/c/f": 7})
@@ -467,7 +502,7 @@ func randomTreeCommand(r *rand.Rand) Command {
 		return b.String()
 	}
 	p := randPath()
-	switch r.IntN(24) {
+	switch r.IntN(27) {
 	case 0, 1, 2, 18, 19:
 		return Mkdir(p, r.IntN(2) == 0)
 	case 3, 4, 5, 6, 7, 20, 21, 22:
@@ -487,6 +522,8 @@ func randomTreeCommand(r *rand.Rand) Command {
 		return Unlink(p)
 	case 17:
 		return Batch(Link(randPath()+"/g", "bafyb"), Link(randPath()+"/h", "bafyc"), Unlink(randPath()+randPath()), Pin("x"))
+	case 24, 25, 26:
+		return FilesCopy(p, randPath(), r.IntN(2) == 0)
 	}
 	return Mkdir(p, true)
 }
@@ -596,6 +633,7 @@ func TestTreeSnapshotConcurrent(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	index := uint64(1)
 	changes := 0
+	var copies []string // made by FilesCopy
 	for persisting := true; persisting || changes < 2000; changes++ {
 		select {
 		case err := <-done:
@@ -607,7 +645,7 @@ func TestTreeSnapshotConcurrent(t *testing.T) {
 		}
 		d, e := r.IntN(dirs), r.IntN(dirs)
 		var c Command
-		switch r.IntN(6) {
+		switch r.IntN(8) {
 		case 0:
 			c = FilesMove(fmt.Sprintf("/top/d%d", d), fmt.Sprintf("/top/d%d/sub", e))
 		case 1:
@@ -620,9 +658,18 @@ func TestTreeSnapshotConcurrent(t *testing.T) {
 			c = FilesMove(fmt.Sprintf("/top/d%d/f%d", d, r.IntN(files)), fmt.Sprintf("/top/d%d", e))
 		case 5:
 			c = FilesRemove(fmt.Sprintf("/top/d%d/sub", d), true)
+		case 6:
+			c = FilesCopy(fmt.Sprintf("/top/d%d", d), fmt.Sprintf("/top/d%d/sub/c%d", e, changes), false)
+		case 7: // into a copy, or its source
+			c = FilesLink(fmt.Sprintf("/top/d%d/f%d", d, r.IntN(files)), "bafycp", info(2), false, true)
+			if len(copies) > 0 && r.IntN(2) == 0 {
+				c.Key = fmt.Sprintf("%s/f%d", copies[r.IntN(len(copies))], r.IntN(files))
+			}
 		}
 		index++
-		applyCmds(t, f, index, c)
+		if out := applyCmds(t, f, index, c)[0]; out.err == nil && c.Op == OpFilesCopy {
+			copies = append(copies, c.Target)
+		}
 		applyCmds(t, ref, index, c)
 	}
 	// frozen: the live tree has every change already
@@ -645,7 +692,7 @@ func TestTreeSnapshotConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	fsmEqual(t, f, h)
-	t.Logf("%d changes while %d entries persisted", changes, len(frozen)-1)
+	t.Logf("%d changes while %d entries persisted: %v", changes, len(frozen)-1, f.Stats().Ops)
 }
 
 // A Restore while a snapshot is in progress leaves that snapshot alone
@@ -776,6 +823,8 @@ func runSessionLine(tb testing.TB, f *FSM, args []string) []string {
 		c = FilesMove(args[1], args[2])
 	case "rm":
 		c = FilesRemove(args[1], flags["-r"])
+	case "cp":
+		c = FilesCopy(args[1], args[2], flags["-p"])
 	case "oldlink":
 		c = Link(args[1], args[2])
 	case "oldunlink":
@@ -850,6 +899,8 @@ func TestTreeRefusalForwarded(t *testing.T) {
 		{Mkdir("/photos/2026/a.jpg/b", true), ErrTreeNotDir, "/photos/2026/a.jpg/b: parent /photos/2026/a.jpg is not a directory"},
 		{FilesRemove("/photos", false), ErrTreeNotEmpty, "/photos: is a directory (use -r)"},
 		{FilesMove("/photos", "/photos/2026"), ErrTreeInvalid, "mv /photos /photos/2026: cannot move a directory into itself"},
+		{FilesCopy("/photos", "/photos/2026/x", false), ErrTreeInvalid, "cp /photos /photos/2026/x: cannot copy a directory into itself"},
+		{FilesCopy("/photos/2026", "/photos", true), ErrTreeExists, "cp /photos/2026 /photos: /photos already exists"},
 	} {
 		for _, tn := range []*testNode{fo, l} {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
