@@ -261,13 +261,13 @@ func (a *api) filesCp(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		if at.entry.Dir {
-			// a directory of the tree: its current version, as content
-			h, _, err := a.tree.Hash(ctx, sp)
-			if err != nil {
-				return err
+		if len(at.rest) == 0 {
+			// an entry of the tree (a directory with all it holds, or a
+			// link): copied in the replicated tree itself
+			if strings.HasSuffix(dstArg, "/") {
+				dst = path.Join(dst, path.Base(sp))
 			}
-			return badRequest("%s is a directory of the tree: copies link content; link a version of it with `fungi files cp /ipfs/%s %s` after `fungi pin add %s`, or move it with files mv", sp, h, dstArg, h)
+			return a.commitTree(w, r, consensus.FilesCopy(sp, dst, queryTrue(r, "parents")), FilesResult{Path: dst, CID: at.entry.Target})
 		}
 		if c, err = at.content(ctx, a.repo); err != nil {
 			return err

@@ -142,6 +142,19 @@ func TestQSFS(t *testing.T) {
 		t.Fatalf("hamt/ is UnixFS type %v, want a HAMT shard", typ)
 	}
 
+	// a directory of the tree as UnixFS, computed on node 5 and fetched
+	// through node 4's gateway (which has to work it out itself)
+	shared := c.must(5, "files", "stat", "--hash", "/shared")
+	resp, err := http.Get("http://" + c.st.Nodes[3].Gateway + "/ipfs/" + shared + "/photos/a/b/c/deep.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "deep\n" {
+		t.Errorf("gateway /ipfs/<hash of /shared>/photos/a/b/c/deep.txt: %d %q", resp.StatusCode, body)
+	}
+
 	mnt := c.mountOn(5)
 	if !mounted(mnt) {
 		t.Fatalf("%s is not in /proc/mounts after fungi mount returned", mnt)
@@ -291,20 +304,23 @@ func TestQSFS(t *testing.T) {
 		c.must(2, "files", "mkdir", "-p", "/moved/here")
 		c.must(2, "files", "mv", "/shared/photos", "/moved/here/photos2")
 		c.must(2, "files", "cp", "/ipfs/"+root+"/a/b/c/deep.txt", "/moved/deep-copy")
+		c.must(2, "files", "cp", "/moved", "/copied") // a directory of the tree, copied
 		c.must(2, "files", "rm", "-r", "/shared")
 		start := time.Now()
 		for {
 			_, errGone := os.Stat(got)
 			one, errOne := os.ReadFile(filepath.Join(mnt, "moved/here/photos2/one"))
 			deep, errDeep := os.ReadFile(filepath.Join(mnt, "moved/deep-copy"))
-			if errors.Is(errGone, os.ErrNotExist) && errOne == nil && string(one) == "x" && errDeep == nil && string(deep) == "deep\n" {
+			copied, errCopied := os.ReadFile(filepath.Join(mnt, "copied/here/photos2/one"))
+			if errors.Is(errGone, os.ErrNotExist) && errOne == nil && string(one) == "x" && errDeep == nil && string(deep) == "deep\n" &&
+				errCopied == nil && string(copied) == "x" {
 				break
 			}
 			// the kernel keeps tree entries 10 s: only the invalidations
 			// fed by raft's applies make this pass sooner
 			if time.Since(start) > 5*time.Second {
-				t.Fatalf("node 2's changes not visible on node 5's mount after %v: shared/photos %v, moved/here/photos2/one %q %v, moved/deep-copy %q %v",
-					time.Since(start), errGone, one, errOne, deep, errDeep)
+				t.Fatalf("node 2's changes not visible on node 5's mount after %v: shared/photos %v, moved/here/photos2/one %q %v, moved/deep-copy %q %v, copied/here/photos2/one %q %v",
+					time.Since(start), errGone, one, errOne, deep, errDeep, copied, errCopied)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
