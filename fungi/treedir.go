@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
@@ -72,7 +71,7 @@ func BuildDir(links []DirLink, p Profile) (root cid.Cid, tsize uint64, blks []bl
 	}
 
 	ctx := context.Background()
-	dag := &dirDAG{nodes: map[cid.Cid]ipld.Node{}}
+	dag := dirDAG{NewMemDAG(false)}
 	estimation := p.HAMTSizeEstimation
 	if p.HAMTShardingSize <= 0 {
 		// "Never shard", as in boxo's UnixFSProfile. boxo's directory
@@ -113,7 +112,7 @@ func BuildDir(links []DirLink, p Profile) (root cid.Cid, tsize uint64, blks []bl
 
 // collect lists nd and, for a HAMT, its sub-shards (the links whose name
 // is only the bucket prefix), pre-order.
-func (d *dirDAG) collect(nd ipld.Node) ([]blocks.Block, error) {
+func (d dirDAG) collect(nd ipld.Node) ([]blocks.Block, error) {
 	out := []blocks.Block{nd}
 	pn, ok := nd.(*mdag.ProtoNode)
 	if !ok {
@@ -161,59 +160,23 @@ func (s *stubNode) Size() (uint64, error)    { return s.tsize, nil }
 func (s *stubNode) String() string           { return s.c.String() }
 func (s *stubNode) Loggable() map[string]any { return map[string]any{"stub": s.c.String()} }
 
-// dirDAG is the DAG service of one BuildDir: it keeps the directory's own
-// nodes (HAMT shards) and drops the stubs boxo's HAMT adds for each child.
-type dirDAG struct {
-	mu    sync.Mutex
-	nodes map[cid.Cid]ipld.Node
-}
+// dirDAG is the DAG service of one BuildDir: a MemDAG of the directory's
+// own nodes (HAMT shards) that drops the stubs boxo's HAMT adds for each
+// child.
+type dirDAG struct{ *MemDAG }
 
-func (d *dirDAG) Add(_ context.Context, nd ipld.Node) error {
+func (d dirDAG) Add(ctx context.Context, nd ipld.Node) error {
 	if _, stub := nd.(*stubNode); stub {
 		return nil
 	}
-	d.mu.Lock()
-	d.nodes[nd.Cid()] = nd
-	d.mu.Unlock()
-	return nil
+	return d.MemDAG.Add(ctx, nd)
 }
 
-func (d *dirDAG) AddMany(ctx context.Context, nds []ipld.Node) error {
+func (d dirDAG) AddMany(ctx context.Context, nds []ipld.Node) error {
 	for _, nd := range nds {
-		d.Add(ctx, nd)
-	}
-	return nil
-}
-
-func (d *dirDAG) Get(_ context.Context, c cid.Cid) (ipld.Node, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if nd, ok := d.nodes[c]; ok {
-		return nd, nil
-	}
-	return nil, ipld.ErrNotFound{Cid: c}
-}
-
-func (d *dirDAG) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
-	out := make(chan *ipld.NodeOption, len(cs))
-	for _, c := range cs {
-		nd, err := d.Get(ctx, c)
-		out <- &ipld.NodeOption{Node: nd, Err: err}
-	}
-	close(out)
-	return out
-}
-
-func (d *dirDAG) Remove(_ context.Context, c cid.Cid) error {
-	d.mu.Lock()
-	delete(d.nodes, c)
-	d.mu.Unlock()
-	return nil
-}
-
-func (d *dirDAG) RemoveMany(ctx context.Context, cs []cid.Cid) error {
-	for _, c := range cs {
-		d.Remove(ctx, c)
+		if err := d.Add(ctx, nd); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -15,7 +15,6 @@ import (
 	uio "github.com/ipfs/boxo/ipld/unixfs/io"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
 )
 
@@ -244,7 +243,7 @@ func TestBuildDirOrderAndHistory(t *testing.T) {
 				}
 			}
 			// Grow to 5,000 (sharded), shrink to 100 (basic again).
-			dag := &dirDAG{nodes: map[cid.Cid]ipld.Node{}}
+			dag := dirDAG{NewMemDAG(false)}
 			dir, err := uio.NewDirectory(dag, uio.WithCidBuilder(p.CidBuilder()),
 				uio.WithMaxHAMTFanout(p.HAMTShardWidth), uio.WithSizeEstimationMode(p.HAMTSizeEstimation))
 			if err != nil {

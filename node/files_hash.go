@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"sync"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	blocks "github.com/ipfs/go-block-format"
@@ -38,6 +39,8 @@ type treeHasher struct {
 	dirs  map[string]dirHash // tree path -> its hash at a revision
 	byCID map[cid.Cid]string // a block of a current directory -> its path
 	built *lru.Cache[string, builtDir]
+	// refreshed is when an unknown CID last brought the hashes up to date
+	refreshed time.Time
 }
 
 type dirHash struct {
@@ -150,6 +153,13 @@ func (h *treeHasher) Block(ctx context.Context, c cid.Cid) (blocks.Block, bool) 
 	defer h.mu.Unlock()
 	p, ok := h.byCID[c]
 	if !ok {
+		// at most one refresh a second: a stream of wants for CIDs nobody
+		// has (bitswap is open to anyone) must not rebuild a tree that
+		// keeps changing
+		if time.Since(h.refreshed) < time.Second {
+			return nil, false
+		}
+		h.refreshed = time.Now()
 		if _, err := h.hash(ctx, f, "/", mustStat(f, "/")); err != nil {
 			return nil, false
 		}

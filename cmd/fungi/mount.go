@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,18 +22,7 @@ func runMount(args []string) error {
 		"directory) and returns once the mount is live; any CID is readable under\n"+
 		"DIR/.ipfs/<cid>. fungi unmount DIR (or fusermount3 -u DIR) ends it, and so does\n"+
 		"the daemon's shutdown. Needs /dev/fuse and fuse3 (scripts/deps.sh).\n\nflags:\n")
-	rest, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(rest) != 1 {
-		return usagef("exactly one DIR is required")
-	}
-	dir, err := filepath.Abs(rest[0])
-	if err != nil {
-		return usagef("%v", err)
-	}
-	d, err := node.Daemon(node.RepoPath(), *api)
+	dir, d, err := mountArgs(fs, args, *api)
 	if err != nil {
 		return err
 	}
@@ -67,22 +57,30 @@ func runUnmount(args []string) error {
 	fs := newFlagSet("fungi unmount")
 	api := apiFlag(fs)
 	setUsage(fs, "usage: fungi unmount DIR\n\nEnds the daemon's mount of the shared tree at DIR.\n\nflags:\n")
-	rest, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(rest) != 1 {
-		return usagef("exactly one DIR is required")
-	}
-	dir, err := filepath.Abs(rest[0])
-	if err != nil {
-		return usagef("%v", err)
-	}
-	d, err := node.Daemon(node.RepoPath(), *api)
+	dir, d, err := mountArgs(fs, args, *api)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signalContext()
 	defer stop()
 	return d.Unmount(ctx, dir)
+}
+
+// mountArgs parses flags and the one DIR of mount and unmount (made
+// absolute: the daemon resolves nothing against our working directory)
+// and finds the daemon.
+func mountArgs(fs *flag.FlagSet, args []string, api string) (string, *node.APIClient, error) {
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(rest) != 1 {
+		return "", nil, usagef("exactly one DIR is required")
+	}
+	dir, err := filepath.Abs(rest[0])
+	if err != nil {
+		return "", nil, usagef("%v", err)
+	}
+	d, err := node.Daemon(node.RepoPath(), api)
+	return dir, d, err
 }
