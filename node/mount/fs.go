@@ -177,7 +177,9 @@ func (d *treeDir) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileH
 		return nil, 0, d.fsys.treeErrno(d.path, err)
 	}
 	list = d.fsys.listable(list, d.path == "/")
-	return &dirHandle{dir: &d.Inode, fsys: d.fsys, path: d.path, tree: true, list: list}, 0, 0
+	// The kernel keeps the listing across opens too: a change to the
+	// directory drops it (invalidatePath notifies its content).
+	return &dirHandle{dir: &d.Inode, fsys: d.fsys, path: d.path, tree: true, list: list}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // cidDir is a UnixFS directory: its listing is fetched once, on the first

@@ -96,6 +96,9 @@ func (m *Mount) invalidatePath(p string) {
 			dir = child
 			continue
 		}
+		// NotifyEntry and NotifyDelete also drop the listing the kernel
+		// keeps of dir (FOPEN_CACHE_DIR): the kernel counts the directory
+		// as changed
 		if child == nil {
 			m.notify("entry", p, dir.NotifyEntry(name))
 			return
@@ -124,6 +127,8 @@ func (m *Mount) invalidateTree(dir *fusefs.Inode) {
 		}
 		m.notify("entry", name, dir.NotifyEntry(name))
 	}
+	// names the kernel never looked up may be new too: drop the listing
+	m.notify("content", "", dir.NotifyContent(0, 0))
 }
 
 // notify logs a failed notification at debug level: the kernel answers

@@ -680,11 +680,28 @@ func TestChanged(t *testing.T) {
 	if _, err := os.ReadDir(p("docs")); err != nil {
 		t.Fatal(err)
 	}
+	// listings the kernel keeps (FOPEN_CACHE_DIR) until a change drops them
+	lists := func(rel, name string, want bool) func() error {
+		return func() error {
+			names, err := readdirnames(p(rel))
+			if err != nil {
+				return err
+			}
+			if slices.Contains(names, name) != want {
+				return fmt.Errorf("%s lists %v", rel, names)
+			}
+			return nil
+		}
+	}
+	if err := lists(".", "new", false)(); err != nil {
+		t.Fatal(err)
+	}
 
 	// Created.
 	n.put("/new", n.file([]byte("new\n"), 0))
 	m.Changed([]string{"/new"})
 	eventually(t, "created /new", readIs("new", "new\n"))
+	eventually(t, "/new in the root's listing", lists(".", "new", true))
 	// Created below a name the kernel knows as missing.
 	n.put("/newdir/x", n.file([]byte("x\n"), 0))
 	m.Changed([]string{"/newdir/x"})
@@ -697,6 +714,7 @@ func TestChanged(t *testing.T) {
 	n.remove("/docs/link")
 	m.Changed([]string{"/docs/link"})
 	eventually(t, "removed /docs/link", missing("docs/link"))
+	eventually(t, "/docs/link gone from docs' listing", lists("docs", "link", false))
 	// A tree directory replaced by a file.
 	n.remove("/docs")
 	n.put("/docs", n.file([]byte("docs is a file\n"), 0))
