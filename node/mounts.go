@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -176,10 +177,51 @@ type mounts struct {
 	m  map[string]*mount.Mount
 }
 
+// mountsFile lists, in the repo, the directories the daemon has mounted:
+// what a killed daemon left mounted is found there at the next start.
+const mountsFile = "mounts"
+
 func newMounts(ctx context.Context, r *Repo, c *clusterRunner, log *slog.Logger) *mounts {
 	ms := &mounts{node: mountNode{r: r, fsm: func() *consensus.FSM { return c.node().FSM() }, ctx: ctx}, cluster: c, log: log, m: map[string]*mount.Mount{}}
+	ms.clearLeft()
 	go ms.watch(ctx)
 	return ms
+}
+
+// clearLeft unmounts what the daemon's last run left mounted (it was
+// killed: such a mount only answers ENOTCONN) and forgets the list.
+func (ms *mounts) clearLeft() {
+	b, err := os.ReadFile(filepath.Join(ms.node.r.Path, mountsFile))
+	if err != nil {
+		return
+	}
+	for _, dir := range strings.Fields(string(b)) {
+		cleared, err := mount.ClearStale(dir)
+		switch {
+		case err != nil:
+			ms.log.Warn("fungi daemon: clearing the mount the last run left", "dir", dir, "err", err)
+		case cleared:
+			ms.log.Info("fungi daemon: cleared the mount the last run left (it was killed)", "dir", dir)
+		}
+	}
+	ms.record()
+}
+
+// record writes the live mounts to the repo's mounts file; ms.mu held or
+// no mount can change.
+func (ms *mounts) record() {
+	dirs := make([]string, 0, len(ms.m))
+	for d := range ms.m {
+		dirs = append(dirs, d+"\n")
+	}
+	p := filepath.Join(ms.node.r.Path, mountsFile)
+	if len(dirs) == 0 {
+		os.Remove(p)
+		return
+	}
+	if err := os.WriteFile(p, []byte(strings.Join(dirs, "")), 0o644); err != nil {
+		ms.log.Warn("fungi daemon: recording the mounts", "err", err)
+	}
 }
 
 // Mount mounts the shared tree at dir and returns once it is live.
@@ -200,11 +242,13 @@ func (ms *mounts) Mount(dir string) (string, error) {
 		return "", httpError{http.StatusBadRequest, errors.New(strings.TrimPrefix(err.Error(), "mount: "))}
 	}
 	ms.m[dir] = m
+	ms.record()
 	go func() {
 		m.Wait() // also when unmounted from outside (fusermount3 -u)
 		ms.mu.Lock()
 		if ms.m[dir] == m {
 			delete(ms.m, dir)
+			ms.record()
 		}
 		ms.mu.Unlock()
 		ms.log.Info("fungi daemon: unmounted", "dir", dir)

@@ -438,6 +438,9 @@ func TestMountLifecycle(t *testing.T) {
 	if err := testnet.Start(ctx, c.dir, []int{1}); err != nil {
 		t.Fatal(err)
 	}
+	if mounted(dir) {
+		t.Errorf("the mount a killed daemon left at %s is still there after the daemon started again", dir)
+	}
 	c.must(1, "mount", dir)
 	if b, err := os.ReadFile(filepath.Join(dir, "d/f")); err != nil || string(b) != "data" {
 		t.Errorf("remount over a stale mount: d/f %q, %v", b, err)
