@@ -33,6 +33,7 @@ var allowed = map[string][]string{
 var capabilities = map[string][]string{
 	"node/gateway": {"fungi"},
 	"node/mount":   {"fungi"},
+	"node/repair":  {"fungi"},
 }
 
 func TestLayering(t *testing.T) {

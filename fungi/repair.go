@@ -125,8 +125,9 @@ type BlockRepair struct {
 	Holders []string
 	// Sources are the fragment indices believed present and valid.
 	Sources []int
-	// Missing are the indices to re-create now: their holder is live but
-	// lacks the fragment (or holds a bad copy).
+	// Missing are the indices to write now: their holder is live but
+	// holds a bad copy or none, or received the index in a repair move
+	// not yet done (it may have been written already: check first).
 	Missing []int
 	// Stranded are the indices whose holder is down: they come back with
 	// the holder, or move when a repair epoch replaces it.
@@ -169,7 +170,7 @@ func PlanRepair(objs []RepairObject, st RepairState) (RepairPlan, error) {
 		worst := Full
 		n := m.Coding.N
 		for _, leaf := range leaves {
-			holders := o.Layout.Current(leaf, n)
+			holders, kept := o.Layout.Holders(leaf, n)
 			if holders == nil {
 				continue // a single node's own content: nothing to place
 			}
@@ -185,7 +186,7 @@ func PlanRepair(objs []RepairObject, st RepairState) (RepairPlan, error) {
 				switch {
 				case st.Live != nil && !st.Live(h):
 					br.Stranded = append(br.Stranded, i)
-				case st.Damaged != nil && st.Damaged(h, br.Keys[i]):
+				case st.Damaged != nil && st.Damaged(h, br.Keys[i]), kept != nil && kept[i] != nil:
 					br.Missing = append(br.Missing, i)
 				default:
 					br.Sources = append(br.Sources, i)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sort"
 	"sync"
 )
 
@@ -122,4 +123,16 @@ func (s *MemStore) Mutate(key []byte, fn func([]byte) []byte) bool {
 		s.m[string(key)] = fn(v)
 	}
 	return ok
+}
+
+// Keys returns the keys held, sorted.
+func (s *MemStore) Keys() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]string, 0, len(s.m))
+	for k := range s.m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
