@@ -138,9 +138,9 @@ type downStore struct{ id string }
 
 var errDown = errors.New("down")
 
-func (d downStore) PutFragment(context.Context, []byte, []byte) error    { return errDown }
-func (d downStore) GetFragment(context.Context, []byte) ([]byte, error)  { return nil, errDown }
-func (d downStore) HasFragment(context.Context, []byte) (bool, error)    { return false, errDown }
+func (d downStore) PutFragment(context.Context, []byte, []byte) error   { return errDown }
+func (d downStore) GetFragment(context.Context, []byte) ([]byte, error) { return nil, errDown }
+func (d downStore) HasFragment(context.Context, []byte) (bool, error)   { return false, errDown }
 
 type countingStore struct {
 	*fungi.MemStore
