@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -33,6 +34,10 @@ const (
 	OpFilesMove         // move a tree entry (Key = source, Target = destination)
 	OpFilesRemove       // remove a tree entry (Key = path, Recursive)
 	OpFilesCopy         // copy a tree entry (Key = source, Target = destination, Parents)
+	OpRepairBegin       // open the next repair epoch (Key = reason, Lost, Pool, At)
+	OpRepairEnd         // mark the repair epochs up to Sequence done (no Key)
+	OpReportDamage      // record damaged fragments (Damages; no Key)
+	OpClearDamage       // forget damaged fragments, by Holder and Key (Damages; no Key)
 	opCount
 )
 
@@ -43,6 +48,8 @@ var opNames = [...]string{
 	OpPin: "pin", OpUnpin: "unpin", OpLink: "link", OpUnlink: "unlink", OpBatch: "batch",
 	OpPutIPNS: "put-ipns", OpMkdir: "mkdir", OpFilesLink: "files-link", OpFilesMove: "files-move",
 	OpFilesRemove: "files-remove", OpFilesCopy: "files-copy",
+	OpRepairBegin: "repair-begin", OpRepairEnd: "repair-end",
+	OpReportDamage: "report-damage", OpClearDamage: "clear-damage",
 }
 
 func (o Op) String() string {
@@ -56,6 +63,13 @@ func (o Op) String() string {
 // refused (OpMkdir .. OpFilesCopy).
 func (o Op) treeEdit() bool { return o >= OpMkdir && o <= OpFilesCopy }
 
+// repair reports whether o is one of the repair commands (OpRepairBegin ..
+// OpClearDamage).
+func (o Op) repair() bool { return o >= OpRepairBegin && o <= OpClearDamage }
+
+// keyless reports whether o carries no Key (its encoding holds an empty one).
+func (o Op) keyless() bool { return o >= OpRepairEnd && o <= OpClearDamage }
+
 // Limits on what one command may carry. They bound the decoder too.
 const (
 	MaxKeyLen       = 4 << 10  // a peer id, CID or tree path
@@ -67,6 +81,18 @@ const (
 	MaxIPNSRecordSize = 10 << 10
 	// MaxEntrySize bounds one encoded log entry (and one forwarded request).
 	MaxEntrySize = MaxManifestSize + 1<<20
+	// MaxReasonLen bounds a repair epoch's reason.
+	MaxReasonLen = 32
+	// MaxRepairMembers bounds the Lost and the Pool of one repair epoch.
+	MaxRepairMembers = 1 << 14
+	// MaxDamages bounds the Damage entries of one report or clear.
+	MaxDamages = 4096
+	// MaxFragmentKeyLen bounds a damaged fragment's store key.
+	MaxFragmentKeyLen = 64
+	// MaxCodingLen bounds a damaged fragment's coding text.
+	MaxCodingLen = 32
+	// MaxFragmentIndex is the largest fragment index a Damage may name.
+	MaxFragmentIndex = 1<<16 - 1
 )
 
 // RequestID names one client write. The FSM remembers the ids of the last
@@ -100,19 +126,23 @@ func (id RequestID) String() string { return hex.EncodeToString(id[:]) }
 type Command struct {
 	Op        Op
 	RequestID RequestID
-	Key       string    // peer id, manifest root, pinned CID, tree path or IPNS routing key
-	Target    string    // OpLink, OpFilesLink: the CID the path names; OpFilesMove, OpFilesCopy: the destination
-	Info      LinkInfo  // OpFilesLink
-	Parents   bool      // OpMkdir, OpFilesLink, OpFilesCopy: create missing parent directories
-	Replace   bool      // OpFilesLink: replace an existing link
-	Recursive bool      // OpFilesRemove: remove a directory with everything in it
-	Size      uint64    // OpPutManifest: the object's size in bytes
-	Data      []byte    // OpPutManifest: the manifest; OpPutIPNS: the record; opaque here
-	Delta     int64     // OpAddUsage
-	Member    Member    // OpPutMember, OpSetUsage (Capacity, Used), OpSetVoter (Voter)
-	Batch     []Command // OpBatch: applied all together; their RequestIDs are ignored
-	Sequence  uint64    // OpPutIPNS: the record's sequence number
-	EOL       time.Time // OpPutIPNS: the record's validity (end of life)
+	Key       string      // peer id, manifest root, pinned CID, tree path, IPNS routing key or repair reason
+	Target    string      // OpLink, OpFilesLink: the CID the path names; OpFilesMove, OpFilesCopy: the destination
+	Info      LinkInfo    // OpFilesLink
+	Parents   bool        // OpMkdir, OpFilesLink, OpFilesCopy: create missing parent directories
+	Replace   bool        // OpFilesLink: replace an existing link
+	Recursive bool        // OpFilesRemove: remove a directory with everything in it
+	Size      uint64      // OpPutManifest: the object's size in bytes
+	Data      []byte      // OpPutManifest: the manifest; OpPutIPNS: the record; opaque here
+	Delta     int64       // OpAddUsage
+	Member    Member      // OpPutMember, OpSetUsage (Capacity, Used), OpSetVoter (Voter)
+	Batch     []Command   // OpBatch: applied all together; their RequestIDs are ignored
+	Sequence  uint64      // OpPutIPNS: the record's sequence number; OpRepairEnd: the last epoch done
+	EOL       time.Time   // OpPutIPNS: the record's validity (end of life)
+	Lost      []string    // OpRepairBegin: members whose fragments move, sorted, distinct
+	Pool      []Candidate // OpRepairBegin: where they may go, sorted by ID, distinct
+	At        time.Time   // OpRepairBegin: when the repair began, by the proposer's clock
+	Damages   []Damage    // OpReportDamage; OpClearDamage (Holder and Key only)
 }
 
 // PutMember admits m (or updates its addresses, capacity, usage and
@@ -269,10 +299,17 @@ func (c *Command) validate(depth int) error {
 	if c.Op == opInvalid || c.Op >= opCount {
 		return invalid("unknown op %d", uint8(c.Op))
 	}
-	if c.Key == "" || len(c.Key) > MaxKeyLen {
+	switch {
+	case c.Op.keyless():
+		if c.Key != "" {
+			return invalid("%s: a key (%d bytes)", c.Op, len(c.Key))
+		}
+	case c.Key == "" || len(c.Key) > MaxKeyLen:
 		return invalid("%s: key of %d bytes (1..%d)", c.Op, len(c.Key), MaxKeyLen)
 	}
 	switch c.Op {
+	case OpRepairBegin, OpRepairEnd, OpReportDamage, OpClearDamage:
+		return c.validateRepair()
 	case OpPutMember:
 		if c.Member.ID != "" && c.Member.ID != c.Key {
 			return invalid("member %s: key names %s", c.Member.ID, c.Key)
@@ -364,6 +401,15 @@ func validTreeArg(op Op, p string, names bool) error {
 //	          files-move:   destination:str                     (version 3 on)
 //	          files-remove: opts:u8 (1: recursive)              (version 3 on)
 //	          files-copy:   destination:str opts:u8 (1: parents) (version 3 on)
+//	          repair-begin: (key: the reason) at:varint(unix ns; 0: none)
+//	                        lost:uvarint str* pool:uvarint candidate*
+//	                        candidate = id:str domain:str free:uvarint (version 4 on)
+//	          repair-end:   (key empty) seq:uvarint             (version 4 on)
+//	          report-damage: (key empty) count:uvarint
+//	                        (holder:str key:str block:str coding:str index:uvarint)*count
+//	                                                            (version 4 on)
+//	          clear-damage: (key empty) count:uvarint (holder:str key:str)*count
+//	                                                            (version 4 on)
 //	          batch (no key): count:uvarint command*count
 //	str     = len:uvarint bytes
 //
@@ -371,15 +417,17 @@ func validTreeArg(op Op, p string, names bool) error {
 // concurrent writes into one entry); each gets its own Result.
 //
 // Version 2 added put-ipns, version 3 the tree commands (mkdir,
-// files-link, files-move, files-remove, files-copy), and nothing else. An entry is
-// written in the lowest version that can hold it, so entries without them
-// keep their old version and a build that reads only the older versions
-// keeps applying them (during a rolling upgrade it refuses the newer
-// entries alone, with a clear "entry version 3" error). Every version
-// decodes.
+// files-link, files-move, files-remove, files-copy), version 4 the repair
+// commands (repair-begin, repair-end, report-damage, clear-damage), and
+// nothing else. An entry is written in the lowest version that can hold
+// it, so entries without them keep their old version and a build that
+// reads only the older versions keeps applying them (during a rolling
+// upgrade it refuses the newer entries alone, with a clear "entry version
+// 4" error). Every version decodes.
 const (
-	entryVersion  = 3
-	entryVersion2 = 2 // no tree commands
+	entryVersion  = 4
+	entryVersion3 = 3 // no repair commands
+	entryVersion2 = 2 // no tree commands either
 	entryVersion1 = 1 // no put-ipns either
 )
 
@@ -435,8 +483,10 @@ func entryVersionOf(cmds []Command) byte {
 // minEntryVersion is the first entry version that has o.
 func (o Op) minEntryVersion() byte {
 	switch {
-	case o.treeEdit():
+	case o.repair():
 		return entryVersion
+	case o.treeEdit():
+		return entryVersion3
 	case o == OpPutIPNS:
 		return entryVersion2
 	}
@@ -454,6 +504,15 @@ func (c *Command) encodedSize() int {
 	n := 2 + 16 + 8*binary.MaxVarintLen64 + len(c.Key) + len(c.Target) + len(c.Data) + len(c.Member.Domain) + 32
 	for _, a := range c.Member.Addrs {
 		n += len(a) + binary.MaxVarintLen64
+	}
+	for _, id := range c.Lost {
+		n += len(id) + binary.MaxVarintLen64
+	}
+	for _, p := range c.Pool {
+		n += len(p.ID) + len(p.Domain) + 3*binary.MaxVarintLen64
+	}
+	for _, d := range c.Damages {
+		n += len(d.Holder) + len(d.Key) + len(d.Block) + len(d.Coding) + 5*binary.MaxVarintLen64
 	}
 	for i := range c.Batch {
 		n += c.Batch[i].encodedSize()
@@ -510,11 +569,7 @@ func (c *Command) append(b []byte) []byte {
 		b = binary.AppendUvarint(b, m.Used)
 		b = appendStr(b, m.Domain)
 		b = appendBool(b, m.Voter)
-		var joined int64
-		if !m.Joined.IsZero() {
-			joined = m.Joined.UnixNano()
-		}
-		b = binary.AppendVarint(b, joined)
+		b = binary.AppendVarint(b, timeUnixNano(m.Joined))
 	case OpSetUsage:
 		b = binary.AppendUvarint(b, c.Member.Capacity)
 		b = binary.AppendUvarint(b, c.Member.Used)
@@ -547,8 +602,44 @@ func (c *Command) append(b []byte) []byte {
 		b = binary.AppendUvarint(b, uint64(c.EOL.Nanosecond()))
 		b = binary.AppendUvarint(b, uint64(len(c.Data)))
 		b = append(b, c.Data...)
+	case OpRepairBegin:
+		b = binary.AppendVarint(b, timeUnixNano(c.At))
+		b = binary.AppendUvarint(b, uint64(len(c.Lost)))
+		for _, id := range c.Lost {
+			b = appendStr(b, id)
+		}
+		b = binary.AppendUvarint(b, uint64(len(c.Pool)))
+		for _, p := range c.Pool {
+			b = appendStr(b, p.ID)
+			b = appendStr(b, p.Domain)
+			b = binary.AppendUvarint(b, p.Free)
+		}
+	case OpRepairEnd:
+		b = binary.AppendUvarint(b, c.Sequence)
+	case OpReportDamage, OpClearDamage:
+		b = binary.AppendUvarint(b, uint64(len(c.Damages)))
+		for i := range c.Damages {
+			d := &c.Damages[i]
+			b = appendStr(b, d.Holder)
+			b = binary.AppendUvarint(b, uint64(len(d.Key)))
+			b = append(b, d.Key...)
+			if c.Op == OpReportDamage {
+				b = appendStr(b, d.Block)
+				b = appendStr(b, d.Coding)
+				b = binary.AppendUvarint(b, uint64(d.Index))
+			}
+		}
 	}
 	return b
+}
+
+// timeUnixNano is t in Unix nanoseconds, 0 for the zero time (as
+// unixNano reads it).
+func timeUnixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // ErrCorrupt is wrapped by every decoding error (log entries, forwarded
@@ -785,6 +876,49 @@ func (d *decoder) command(c *Command, depth int) {
 		c.EOL = time.Unix(sec, int64(nsec)).UTC()
 		if b := d.bytes(MaxIPNSRecordSize); b != nil {
 			c.Data = append([]byte(nil), b...)
+		}
+	case OpRepairBegin:
+		c.At = unixNano(d.varint())
+		if n := d.count(MaxRepairMembers); n > 0 {
+			c.Lost = make([]string, n)
+			for i := range c.Lost {
+				c.Lost[i] = d.str(MaxKeyLen)
+			}
+		}
+		if n := d.count(MaxRepairMembers); n > 0 {
+			c.Pool = make([]Candidate, n)
+			for i := range c.Pool {
+				p := &c.Pool[i]
+				p.ID = d.str(MaxKeyLen)
+				p.Domain = d.str(MaxKeyLen)
+				p.Free = d.uvarint()
+			}
+		}
+	case OpRepairEnd:
+		c.Sequence = d.uvarint()
+	case OpReportDamage, OpClearDamage:
+		// items take at least 2 (clear) or 5 bytes each: the count bounds
+		// the allocation by the input
+		if n := d.count(MaxDamages); n > 0 {
+			c.Damages = make([]Damage, n)
+			for i := range c.Damages {
+				x := &c.Damages[i]
+				x.Holder = d.str(MaxKeyLen)
+				x.Key = bytes.Clone(d.bytes(MaxFragmentKeyLen))
+				if c.Op == OpReportDamage {
+					x.Block = d.str(MaxKeyLen)
+					x.Coding = d.str(MaxCodingLen)
+					idx := d.uvarint()
+					if idx > MaxFragmentIndex {
+						d.fail("%s: fragment index %d", c.Op, idx)
+						return
+					}
+					x.Index = int(idx)
+				}
+				if d.err != nil {
+					return
+				}
+			}
 		}
 	}
 }

@@ -43,6 +43,72 @@ func legacyFSMv3(tb testing.TB) *FSM {
 	return f
 }
 
+// legacyFSMv4 builds the state of testdata/snapshot-v4.bin, written by
+// the last build before the repair commands (snapshot format 4: the tree
+// as a tree, no repair epochs, no damages, manifests without an epoch).
+func legacyFSMv4(tb testing.TB) *FSM {
+	tb.Helper()
+	f := legacyFSMv3(tb)
+	applyCmds(tb, f, 23, Mkdir("/t/u", true), FilesLink("/t/u/f", "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", LinkInfo{Type: 2, Size: 5, Tsize: 9}, false, false),
+		FilesCopy("/t", "/t2", false), FilesMove("/dir/f7", "/t/f7"), PutManifest("root3", 3<<10, []byte("manifest 3 again")))
+	return f
+}
+
+// A format 4 snapshot restores to the state the same commands build
+// today, tree revisions included: no epochs, no damages, every manifest
+// of epoch 0. Epochs begun after it apply to all of those manifests, and
+// the state is written back as format 5.
+func TestSnapshotV4(t *testing.T) {
+	want := legacyFSMv4(t)
+	b, err := os.ReadFile("testdata/snapshot-v4.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[len(snapMagic)] != 4 {
+		t.Fatalf("testdata/snapshot-v4.bin is version %d", b[len(snapMagic)])
+	}
+	g := NewFSM()
+	applyCmds(t, g, 1, BeginRepair(ReasonManual, []string{"gone"}, nil, time.Unix(1, 0)),
+		ReportDamage([]Damage{{Holder: "gone", Key: []byte{1}, Block: "b"}}))
+	if err := g.Restore(io.NopCloser(bytes.NewReader(b))); err != nil {
+		t.Fatal(err)
+	}
+	if err := diffState(want, g, true, true); err != nil {
+		t.Fatal(err)
+	}
+	if st := g.Stats(); st.Epochs != 0 || st.Damages != 0 || st.Manifests != 19 || len(g.Epochs()) != 0 || g.DamageCount() != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if m, ok := g.Manifest("root3"); !ok || m.Epoch != 0 || string(m.Data) != "manifest 3 again" {
+		t.Fatalf("root3 = %+v, %v", m, ok)
+	}
+	checkTree(t, g)
+
+	for _, h := range []*FSM{want, g} {
+		applyCmds(t, h, 24, BeginRepair(ReasonLost, []string{"peer0"}, []Candidate{{ID: "peer1", Domain: "eu", Free: 1 << 30}}, time.Unix(1800000000, 0)),
+			PutManifest("root4", 4, []byte("after")), EndRepair(1),
+			ReportDamage([]Damage{{Holder: "peer2", Key: []byte("k"), Block: "root2", Coding: "16/20", Index: 3}}))
+	}
+	again := snapshotBytes(t, g)
+	if again[len(snapMagic)] != snapVersion {
+		t.Fatalf("written as version %d", again[len(snapMagic)])
+	}
+	h := NewFSM()
+	if err := h.Restore(io.NopCloser(bytes.NewReader(again))); err != nil {
+		t.Fatal(err)
+	}
+	fsmEqual(t, want, h)
+	if m, _ := h.Manifest("root4"); m.Epoch != 1 {
+		t.Fatalf("root4 of epoch %d", m.Epoch)
+	}
+	if m, _ := h.Manifest("root6"); m.Epoch != 0 {
+		t.Fatalf("root6 of epoch %d", m.Epoch)
+	}
+	if es := h.Epochs(); len(es) != 1 || !es[0].Done || es[0].Lost[0] != "peer0" || h.DamageCount() != 1 {
+		t.Fatalf("epochs %+v, %d damages", es, h.DamageCount())
+	}
+}
+
 // Snapshots written by earlier builds (formats 1 to 3) still restore, to
 // the state the same commands build today. Their flat path -> CID map
 // becomes links with the parent directories created; the tree revisions
@@ -105,14 +171,17 @@ func TestSnapshotLegacyFormats(t *testing.T) {
 	}
 }
 
-// Entries written before the tree commands (versions 1 and 2, by the
-// builds that wrote testdata/entry-v*.bin) still decode and are written
-// again byte for byte.
+// Entries written before the tree commands (versions 1 and 2) and before
+// the repair commands (version 3), by the builds that wrote
+// testdata/entry-v*.bin, still decode and are written again byte for
+// byte.
 func TestDecodeEntryLegacy(t *testing.T) {
 	want := map[int][]Command{
 		1: {PutManifest("r", 1, []byte("x")), Pin("r"), Batch(Link("/a", "r"), AddUsage("p", -1))},
 		2: {PutIPNS("/ipns/k", 3, time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC), []byte("rec")), Link("/a", "r"),
 			Batch(Pin("p"), PutIPNS("/ipns/j", 1, time.Unix(1900000000, 0).UTC(), []byte("r2")))},
+		3: {Mkdir("/a", true), FilesLink("/a/f", "c", LinkInfo{Type: 2, Size: 1, Tsize: 2}, false, true),
+			FilesMove("/a/f", "/a/g"), FilesRemove("/a/g", false), FilesCopy("/a", "/b", true), Batch(Pin("p"), Link("/c", "r"))},
 	}
 	for v, cmdsWant := range want {
 		b, err := os.ReadFile(fmt.Sprintf("testdata/entry-v%d.bin", v))

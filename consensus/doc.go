@@ -1,7 +1,7 @@
 // Package consensus keeps FungiStor's replicated metadata: a hashicorp/raft
 // group whose RPCs travel over libp2p streams, a state machine (FSM) holding
-// pool membership, object manifests, pins, the shared file tree and signed
-// IPNS records, write forwarding from any node to the leader, admission of
+// pool membership, object manifests, pins, the shared file tree, signed
+// IPNS records, repair epochs and damaged fragments, write forwarding from any node to the leader, admission of
 // new members by the cluster secret, and the leader's policy for who votes.
 //
 // consensus imports no other package of this module but fungi; node wires
@@ -32,10 +32,10 @@
 // outcome depends only on the log. The put itself always succeeds: read
 // the record back to learn whether it was kept.
 //
-// Entries are written in the lowest version that holds them: version 3
-// for the tree commands, 2 for put-ipns, 1 for the rest, so an older
-// build refuses only what it cannot know. Snapshots are format 4; formats
-// 1 to 3 still restore (testdata holds one of each).
+// Entries are written in the lowest version that holds them: version 4
+// for the repair commands, 3 for the tree commands, 2 for put-ipns, 1 for
+// the rest, so an older build refuses only what it cannot know. Snapshots
+// are format 5; formats 1 to 4 still restore (testdata holds one of each).
 //
 // Commands carry a RequestID. The FSM remembers the last DedupWindow
 // (524,288) applied ids, in the snapshot too, so a write retried after a
@@ -95,6 +95,27 @@
 // other's changes. Copying a directory of 100,000 links takes ~6 ms, 1M
 // ~60 ms (counting what it holds, the only walk; BenchmarkTreeCopy), and
 // keeps almost no memory until the two sides diverge.
+//
+// # Repair
+//
+// When members are lost, their fragments must be re-created elsewhere. One
+// entry per object moved would make a node loss cost as many log entries
+// (and snapshot bytes) as there are objects. Instead a repair epoch
+// (BeginRepair) records the placement change once: which members were
+// lost, the pool their fragments may go to (with each candidate's domain
+// and free bytes when the repair began) and why ("lost", "audit",
+// "manual"). That is O(pool) bytes per node loss. Epochs are numbered 1, 2,
+// ... as they are applied, and each manifest records how many epochs
+// existed when it was put (Manifest.Epoch): the epochs with a higher Seq
+// apply to it, and the fungi layer derives where each fragment now lives
+// from the manifest and those epochs, deterministically. EndRepair(seq)
+// marks the epochs up to seq done once every fragment they moved is
+// written (a prefix: Done never goes back).
+//
+// Fragments found bad or missing on a live holder (by a scrubber or an
+// audit) are reported with ReportDamage, keyed by holder and fragment key,
+// rewritten in place and then cleared with ClearDamage. All four commands
+// are total, so they may share a Batch with anything else.
 //
 // # Snapshots
 //

@@ -38,6 +38,10 @@ type Manifest struct {
 	Root string
 	Size uint64
 	Data []byte // shared with the FSM: do not modify
+	// Epoch is the number of repair epochs there were when the manifest
+	// was put (applied; a put again gets the count of then): the epochs
+	// with Seq > Epoch move its fragments.
+	Epoch uint64
 }
 
 // IPNSRecord is a signed IPNS record as the FSM keeps it. The FSM does
@@ -68,6 +72,9 @@ type Stats struct {
 	Pins          int
 	Paths         int // entries of the shared tree (links and directories; the root not counted)
 	IPNSRecords   int
+	Epochs        int // repair epochs
+	EpochsDone    int // of them, those marked done
+	Damages       int // damaged fragments reported and not cleared
 	AppliedIndex  uint64
 	Commands      uint64 // commands applied (duplicates not counted)
 	Duplicates    uint64 // retried commands recognised and skipped
@@ -80,8 +87,9 @@ type Stats struct {
 }
 
 type manifestRec struct {
-	size uint64
-	data []byte
+	size  uint64
+	data  []byte
+	epoch uint64 // repair epochs when it was put
 }
 
 type ipnsRec struct {
@@ -106,8 +114,8 @@ type dedupEntry struct {
 }
 
 // FSM is the replicated state machine: pool membership, manifests, pins,
-// the shared file tree, IPNS records and the table of recently applied
-// RequestIDs. It is the only owner of that state. raft calls
+// the shared file tree, IPNS records, repair epochs, damaged fragments
+// and the table of recently applied RequestIDs. It is the only owner of that state. raft calls
 // Apply/ApplyBatch, Snapshot and Restore from its FSM goroutine (Persist
 // and Release run on raft's snapshot goroutine); every read accessor is
 // safe for any number of concurrent callers and returns data the caller
@@ -124,6 +132,9 @@ type FSM struct {
 	tree          *fileTree
 	ipns          cowMap[ipnsRec]
 	manifestBytes uint64
+	epochs        []Epoch // only appended to (see mutateRepair); Done is not set
+	epochsDone    uint64  // epochs 1..epochsDone are done
+	damages       cowMap[Damage]
 
 	seen map[RequestID]uint64 // RequestID -> index it was applied at
 	ring []dedupEntry         // the same ids, FIFO; oldest at ringHead once full
@@ -148,6 +159,7 @@ func NewFSM() *FSM {
 		pins:      newCowMap[struct{}](0),
 		tree:      newFileTree(),
 		ipns:      newCowMap[ipnsRec](0),
+		damages:   newCowMap[Damage](0),
 		seen:      make(map[RequestID]uint64),
 		notify:    make(chan struct{}),
 		treeCh:    make(chan struct{}),
@@ -341,7 +353,7 @@ func (f *FSM) mutate(c *Command) {
 			f.members[c.Key] = m
 		}
 	case OpPutManifest:
-		old, existed := f.manifests.set(c.Key, manifestRec{size: c.Size, data: c.Data})
+		old, existed := f.manifests.set(c.Key, manifestRec{size: c.Size, data: c.Data, epoch: uint64(len(f.epochs))})
 		if existed {
 			f.manifestBytes -= uint64(len(old.data))
 		}
@@ -363,6 +375,8 @@ func (f *FSM) mutate(c *Command) {
 		if old, ok := f.ipns.get(c.Key); !ok || rec.better(old) {
 			f.ipns.set(c.Key, rec)
 		}
+	case OpRepairBegin, OpRepairEnd, OpReportDamage, OpClearDamage:
+		f.mutateRepair(c)
 	default:
 		panic("consensus: mutate " + c.Op.String()) // Validate let it through
 	}
@@ -376,7 +390,7 @@ func (f *FSM) Manifest(root string) (Manifest, bool) {
 	if !ok {
 		return Manifest{}, false
 	}
-	return Manifest{Root: root, Size: rec.size, Data: rec.data}, true
+	return Manifest{Root: root, Size: rec.size, Data: rec.data, Epoch: rec.epoch}, true
 }
 
 // RangeManifests calls fn for every manifest, in no order, until fn
@@ -386,7 +400,7 @@ func (f *FSM) RangeManifests(fn func(Manifest) bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	f.manifests.each(func(k string, rec manifestRec) bool {
-		return fn(Manifest{Root: k, Size: rec.size, Data: rec.data})
+		return fn(Manifest{Root: k, Size: rec.size, Data: rec.data, Epoch: rec.epoch})
 	})
 }
 
@@ -479,6 +493,9 @@ func (f *FSM) Stats() Stats {
 		Pins:          f.pins.len(),
 		Paths:         f.tree.entries,
 		IPNSRecords:   f.ipns.len(),
+		Epochs:        len(f.epochs),
+		EpochsDone:    int(f.epochsDone),
+		Damages:       f.damages.len(),
 		AppliedIndex:  f.applied,
 		Commands:      f.commands,
 		Duplicates:    f.duplicates,
@@ -518,7 +535,8 @@ var errSnapshotInProgress = errors.New("consensus: a snapshot is already in prog
 // Snapshot freezes the state in O(1): the big maps and the tree become
 // read-only for the snapshot and later writes go to overlays (the tree:
 // copies of the nodes they change) until Release. Only the member table
-// and the dedup ring (both small) are copied.
+// and the dedup ring (both small) are copied; the repair epochs are only
+// ever appended to, so the snapshot keeps the slice as it is.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -539,6 +557,9 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		treeEntries:   uint64(f.tree.entries),
 		tree:          f.tree.freeze(),
 		ipns:          f.ipns.freeze(),
+		epochs:        f.epochs[:len(f.epochs):len(f.epochs)],
+		epochsDone:    f.epochsDone,
+		damages:       f.damages.freeze(),
 		dedup:         make([]dedupEntry, 0, len(f.ring)),
 	}
 	st.dedup = append(st.dedup, f.ring[f.head:]...)
@@ -556,6 +577,7 @@ func (f *FSM) release(gen uint64) {
 	f.pins.thaw()
 	f.tree.thaw()
 	f.ipns.thaw()
+	f.damages.thaw()
 	f.frozen = false
 }
 
@@ -598,6 +620,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.pins = cowMap[struct{}]{base: st.pins}
 	f.tree = &fileTree{root: st.tree, rev: st.treeRev, entries: int(st.treeEntries), floor: st.treeRev}
 	f.ipns = cowMap[ipnsRec]{base: st.ipns}
+	f.epochs, f.epochsDone = st.epochs, st.epochsDone
+	f.damages = cowMap[Damage]{base: st.damages}
 	f.manifestBytes = st.manifestBytes
 	f.applied, f.commands, f.duplicates = st.applied, st.commands, st.duplicates
 	f.ops = st.ops

@@ -289,6 +289,12 @@ func TestCommandRoundTrip(t *testing.T) {
 		FilesLink("/a/g", "QmX", LinkInfo{}, false, false), FilesLink("/h", "c", LinkInfo{Type: 255}, false, true),
 		FilesMove("/a", "/b/c"), FilesRemove("/a", true), FilesRemove("/a", false),
 		FilesCopy("/a", "/b/c", true), FilesCopy("/a/b", "/c", false),
+		BeginRepair(ReasonLost, []string{"p2", "p1"}, []Candidate{{ID: "q", Domain: "eu", Free: 1 << 40}, {ID: "a"}}, time.Unix(1800000000, 7)),
+		BeginRepair(ReasonManual, []string{"p"}, nil, time.Time{}),
+		EndRepair(3), EndRepair(0),
+		ReportDamage([]Damage{{Holder: "h", Key: []byte("k1"), Block: "bafy", Coding: "16/20", Index: 65535}, {Holder: "g", Key: make([]byte, 64), Block: "b"}}),
+		ClearDamage([]Damage{{Holder: "h", Key: []byte("k1")}}),
+		Batch(Pin("a"), EndRepair(1), ReportDamage([]Damage{{Holder: "h", Key: []byte{0}, Block: "b", Index: 3}})),
 	}
 	for i := range cmds {
 		cmds[i].RequestID = NewRequestID()
@@ -307,13 +313,15 @@ func TestCommandRoundTrip(t *testing.T) {
 			t.Errorf("put-ipns: EOL %v seq %d, want %v %d", got.EOL, got.Sequence, cmds[i].EOL, cmds[i].Sequence)
 		}
 		// the lowest version that holds the entry: 2 for put-ipns, 3 for
-		// the tree commands
+		// the tree commands, 4 for the repair commands
 		want := byte(1)
 		switch last := cmds[i]; {
 		case last.Op == OpPutIPNS || (last.Op == OpBatch && last.Batch[len(last.Batch)-1].Op == OpPutIPNS):
 			want = 2
 		case last.Op.treeEdit():
 			want = 3
+		case last.Op.repair() || (last.Op == OpBatch && last.Batch[len(last.Batch)-1].Op.repair()):
+			want = 4
 		}
 		if b[0] != want {
 			t.Errorf("%s: entry version %d, want %d", cmds[i].Op, b[0], want)
@@ -361,7 +369,16 @@ func TestDecodeRejects(t *testing.T) {
 		"files-copy in v2":      {entryVersion2, 1, byte(OpFilesCopy), 0, 2, '/', 'a', 2, '/', 'b', 1},
 		"files-copy opts":       {entryVersion, 1, byte(OpFilesCopy), 0, 2, '/', 'a', 2, '/', 'b', 2},
 		"files-copy truncated":  {entryVersion, 1, byte(OpFilesCopy), 0, 2, '/', 'a', 2, '/', 'b'},
-		"op after files-copy":   {entryVersion, 1, byte(OpFilesCopy + 1), 0, 2, '/', 'a', 2, '/', 'b', 1},
+		"op after clear-damage": {entryVersion, 1, byte(opCount), 0, 0, 1},
+		// the repair commands need version 4, bounded counts, indices up to 65535
+		"repair-end in v3":         {entryVersion3, 1, byte(OpRepairEnd), 0, 0, 1},
+		"repair-begin in v3 batch": {entryVersion3, 1, byte(OpBatch), 0, 1, byte(OpRepairBegin), 0, 1, 'r', 0, 1, 1, 'p', 0},
+		"repair-begin lost count":  {entryVersion, 1, byte(OpRepairBegin), 0, 1, 'r', 0, 0xff, 0xff, 0x03, 1, 'p', 0},
+		"repair-begin truncated":   {entryVersion, 1, byte(OpRepairBegin), 0, 1, 'r', 0, 1, 1, 'p', 1, 1, 'q', 0},
+		"report-damage count":      {entryVersion, 1, byte(OpReportDamage), 0, 0, 0x81, 0x20, 1, 'h', 1, 'k', 1, 'b', 0, 0},
+		"report-damage index":      {entryVersion, 1, byte(OpReportDamage), 0, 0, 1, 1, 'h', 1, 'k', 1, 'b', 0, 0x80, 0x80, 0x04},
+		"report-damage key length": {entryVersion, 1, byte(OpReportDamage), 0, 0, 1, 1, 'h', 65, 'k', 1, 'b', 0, 0},
+		"clear-damage truncated":   {entryVersion, 1, byte(OpClearDamage), 0, 0, 2, 1, 'h', 1, 'k', 1, 'h'},
 	}
 	for name, b := range cases {
 		if _, err := decodeEntry(b); !errors.Is(err, ErrCorrupt) {
@@ -376,6 +393,12 @@ func TestDecodeRejects(t *testing.T) {
 		{entryVersion, 1, byte(OpFilesLink), 0, 2, '/', 'a', 1, 'c', 0, 0, 0, 3},
 		{entryVersion, 1, byte(OpFilesCopy), 0, 2, '/', 'a', 2, '/', 'b', 1},
 		{entryVersion, 1, byte(OpFilesCopy), 0, 2, '/', 'a', 2, '/', 'b', 0},
+		{entryVersion3, 1, byte(OpFilesCopy), 0, 2, '/', 'a', 2, '/', 'b', 0},
+		{entryVersion, 1, byte(OpRepairEnd), 0, 0, 1},
+		{entryVersion, 1, byte(OpBatch), 0, 1, byte(OpRepairBegin), 0, 1, 'r', 0, 1, 1, 'p', 0},
+		{entryVersion, 1, byte(OpRepairBegin), 0, 1, 'r', 0, 1, 1, 'p', 1, 1, 'q', 0, 0},
+		{entryVersion, 1, byte(OpReportDamage), 0, 0, 1, 1, 'h', 1, 'k', 1, 'b', 0, 0xff, 0xff, 0x03},
+		{entryVersion, 1, byte(OpClearDamage), 0, 0, 2, 1, 'h', 1, 'k', 1, 'h', 1, 'j'},
 	} {
 		if _, err := decodeEntry(ok); err != nil {
 			t.Errorf("a well-formed entry those cases break (%x): %v", ok, err)
@@ -393,6 +416,11 @@ func FuzzDecodeEntry(f *testing.F) {
 		Mkdir("/a/b", true), FilesLink("/a/b/c", "bafy", LinkInfo{Type: 1, Size: 300, Tsize: 1 << 33}, true, false),
 		FilesMove("/a/b", "/d"), FilesRemove("/d", true), Batch(Link("/x/y", "c"), Unlink("/x")),
 		FilesCopy("/a/b", "/d/e", true), FilesCopy("/a", "/b", false),
+		BeginRepair(ReasonLost, []string{"p1", "p2"}, []Candidate{{ID: "a", Domain: "eu", Free: 1 << 33}, {ID: "b"}}, time.Unix(1800000000, 9)),
+		EndRepair(1), ReportDamage([]Damage{{Holder: "h", Key: []byte("0123456789abcdefghij"), Block: "bafy", Coding: "16/20", Index: 19}}),
+		ClearDamage([]Damage{{Holder: "h", Key: []byte("0123456789abcdefghij")}, {Holder: "g", Key: []byte{1}}}),
+		Batch(BeginRepair(ReasonAudit, []string{"p"}, nil, time.Time{}), PutManifest("r", 1, nil), EndRepair(9),
+			ReportDamage([]Damage{{Holder: "h", Key: []byte{2}, Block: "b"}})),
 	}
 	for _, c := range seeds {
 		c.RequestID = NewRequestID()
@@ -412,7 +440,14 @@ func FuzzDecodeEntry(f *testing.F) {
 		FilesLink("/c/b/f", "d", LinkInfo{}, false, true), FilesRemove("/a/b", true), FilesMove("/c", "/a"), Link("/a/c/b/g", "e")}); err == nil {
 		f.Add(b)
 	}
-	for _, name := range []string{"testdata/entry-v1.bin", "testdata/entry-v2.bin"} {
+	// a repair session in one entry: epochs around manifests, repeats, clears
+	if b, err := encodeEntry([]Command{PutManifest("a", 1, nil), BeginRepair(ReasonLost, []string{"x"}, []Candidate{{ID: "y"}}, time.Unix(5, 0)),
+		PutManifest("b", 2, nil), EndRepair(2), BeginRepair(ReasonManual, []string{"y", "z"}, nil, time.Unix(6, 0)), PutManifest("a", 3, nil),
+		ReportDamage([]Damage{{Holder: "h", Key: []byte{1}, Block: "b"}, {Holder: "h", Key: []byte{1}, Block: "c", Index: 2}}),
+		ClearDamage([]Damage{{Holder: "h", Key: []byte{2}}}), EndRepair(1)}); err == nil {
+		f.Add(b)
+	}
+	for _, name := range []string{"testdata/entry-v1.bin", "testdata/entry-v2.bin", "testdata/entry-v3.bin"} {
 		if b, err := os.ReadFile(name); err == nil {
 			f.Add(b)
 		}
@@ -502,9 +537,15 @@ func diffState(a, b *FSM, withIndex, treeRevs bool) error {
 		return fmt.Errorf("trees differ:\n%s\n--\n%s", strings.Join(ta, "\n"), strings.Join(tb, "\n"))
 	}
 	var err error
+	if ea, eb := a.Epochs(), b.Epochs(); !epochsEqual(ea, eb) {
+		return fmt.Errorf("repair epochs differ:\n%+v\n%+v", ea, eb)
+	}
+	if da, db := a.Damages(), b.Damages(); !reflect.DeepEqual(da, db) {
+		return fmt.Errorf("damages differ:\n%+v\n%+v", da, db)
+	}
 	a.RangeManifests(func(m Manifest) bool {
 		o, ok := b.Manifest(m.Root)
-		if !ok || o.Size != m.Size || !bytes.Equal(o.Data, m.Data) {
+		if !ok || o.Size != m.Size || !bytes.Equal(o.Data, m.Data) || o.Epoch != m.Epoch {
 			err = fmt.Errorf("manifest %s differs", m.Root)
 		}
 		return err == nil
@@ -653,7 +694,11 @@ func FuzzReadSnapshot(f *testing.F) {
 	f.Add(snapshotBytes(f, fsm))
 	applyCmds(f, fsm, 3, FilesCopy("/a", "/c", false), FilesLink("/c/b/g", "bafy", LinkInfo{}, false, false), FilesMove("/c/b", "/a/d"))
 	f.Add(snapshotBytes(f, fsm)) // directories placed after their children's revisions, overlays
-	for _, name := range []string{"testdata/snapshot-v1.bin", "testdata/snapshot-v2.bin", "testdata/snapshot-v3.bin"} {
+	applyCmds(f, fsm, 4, BeginRepair(ReasonLost, []string{"m", "n"}, []Candidate{{ID: "a", Domain: "eu", Free: 9}, {ID: "b"}}, time.Unix(1800000000, 3)),
+		PutManifest("s", 2, []byte("y")), BeginRepair(ReasonAudit, []string{"a"}, nil, time.Time{}), EndRepair(1),
+		ReportDamage([]Damage{{Holder: "h", Key: []byte("k"), Block: "bafy", Coding: "4/6", Index: 5}, {Holder: "g", Key: []byte{0}, Block: "c"}}))
+	f.Add(snapshotBytes(f, fsm)) // epochs, damages, manifests of epoch 1
+	for _, name := range []string{"testdata/snapshot-v1.bin", "testdata/snapshot-v2.bin", "testdata/snapshot-v3.bin", "testdata/snapshot-v4.bin"} {
 		if b, err := os.ReadFile(name); err == nil {
 			f.Add(b)
 		}

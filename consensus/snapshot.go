@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// The snapshot format (version 4). Integers are varints as in log entries;
+// The snapshot format (version 5). Integers are varints as in log entries;
 // crc is CRC-32C, little-endian.
 //
 //	magic "FUNGISNP" version:u8
@@ -23,9 +23,13 @@ import (
 //	        ops:uvarint op-count*               (applied count per Op; version 2 on)
 //	        ipns:uvarint                        (counts IPNS records; version 3 on)
 //	        tree-rev:uvarint                    (the tree revision; version 4 on)
+//	        epochs epochs-done damages          (all uvarint; epochs and damages count
+//	                                             records, epochs 1..epochs-done are done;
+//	                                             version 5 on)
 //	header-crc:u32   (over magic..header: a corrupt count is caught before it sizes a map)
 //	members:   id:str addrs:uvarint str* capacity:uvarint used:uvarint domain:str voter:u8 joined:varint
-//	manifests: root:str size:uvarint data:str
+//	manifests: root:str size:uvarint epoch:uvarint data:str
+//	           (epoch: the repair epochs when it was put, <= epochs; version 5 on)
 //	pins:      cid:str
 //	tree:      node (the root, a directory), the tree in pre-order, the children of a
 //	           directory in any order:                                 (version 4 on)
@@ -38,6 +42,9 @@ import (
 //	             was made, moved or copied where it is) count:uvarint (name:str node)*count
 //	paths:     path:str cid:str                  (versions 1 to 3, instead of tree)
 //	ipns:      name:str sequence:uvarint eol:varint(unix s) eol-ns:uvarint record:str  (version 3 on)
+//	epochs:    reason:str begun:varint(unix ns; 0: none) lost:uvarint str*
+//	           pool:uvarint (id:str domain:str free:uvarint)*       (by Seq, from 1; version 5 on)
+//	damages:   holder:str key:str block:str coding:str index:uvarint (version 5 on)
 //	dedup:     request-id:16 index:uvarint   (oldest first)
 //	crc:u32    (over everything before it)
 //
@@ -46,14 +53,17 @@ import (
 // The tree stores each name once, not full paths.
 const (
 	snapMagic   = "FUNGISNP"
-	snapVersion = 4
+	snapVersion = 5
 	// Older versions still read: version 1 had no op counts (they read
 	// as zero), versions 1 and 2 no IPNS records; versions 1 to 3 held
 	// the tree as a flat path -> CID map, which reads as links with their
-	// parent directories created (see readPaths).
+	// parent directories created (see readPaths); versions 1 to 4 had no
+	// repair epochs and no damages (every manifest reads as of epoch 0).
 	snapVersion1 = 1
 	snapVersion2 = 2
 	snapVersion3 = 3
+	snapVersion4 = 4
+	snapVersion5 = snapVersion
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -69,6 +79,9 @@ type snapState struct {
 	treeRev     uint64
 	treeEntries uint64
 	ipns        map[string]ipnsRec
+	epochs      []Epoch // read-only
+	epochsDone  uint64
+	damages     map[string]Damage
 	dedup       []dedupEntry
 }
 
@@ -104,6 +117,9 @@ func writeSnapshot(w io.Writer, st *snapState) (int64, error) {
 	}
 	hdr = binary.AppendUvarint(hdr, uint64(len(st.ipns)))
 	hdr = binary.AppendUvarint(hdr, st.treeRev)
+	hdr = binary.AppendUvarint(hdr, uint64(len(st.epochs)))
+	hdr = binary.AppendUvarint(hdr, st.epochsDone)
+	hdr = binary.AppendUvarint(hdr, uint64(len(st.damages)))
 	hdr = binary.LittleEndian.AppendUint32(hdr, crc32.Checksum(hdr, castagnoli))
 	bw.Write(hdr)
 
@@ -118,17 +134,14 @@ func writeSnapshot(w io.Writer, st *snapState) (int64, error) {
 		b = binary.AppendUvarint(b, m.Used)
 		b = appendStr(b, m.Domain)
 		b = appendBool(b, m.Voter)
-		var joined int64
-		if !m.Joined.IsZero() {
-			joined = m.Joined.UnixNano()
-		}
-		b = binary.AppendVarint(b, joined)
+		b = binary.AppendVarint(b, timeUnixNano(m.Joined))
 		bw.Write(b)
 	}
 	for root, rec := range st.manifests {
 		b := bw.AvailableBuffer()
 		b = appendStr(b, root)
 		b = binary.AppendUvarint(b, rec.size)
+		b = binary.AppendUvarint(b, rec.epoch)
 		b = binary.AppendUvarint(b, uint64(len(rec.data)))
 		if len(rec.data) > 4096 {
 			bw.Write(b)
@@ -148,6 +161,29 @@ func writeSnapshot(w io.Writer, st *snapState) (int64, error) {
 		b = binary.AppendUvarint(b, uint64(rec.eol.Nanosecond()))
 		b = binary.AppendUvarint(b, uint64(len(rec.data)))
 		bw.Write(append(b, rec.data...))
+	}
+	for _, e := range st.epochs {
+		b := appendStr(bw.AvailableBuffer(), e.Reason)
+		b = binary.AppendVarint(b, timeUnixNano(e.Begun))
+		b = binary.AppendUvarint(b, uint64(len(e.Lost)))
+		bw.Write(b)
+		for _, id := range e.Lost {
+			bw.Write(appendStr(bw.AvailableBuffer(), id))
+		}
+		bw.Write(binary.AppendUvarint(bw.AvailableBuffer(), uint64(len(e.Pool))))
+		for _, p := range e.Pool {
+			b := appendStr(bw.AvailableBuffer(), p.ID)
+			b = appendStr(b, p.Domain)
+			bw.Write(binary.AppendUvarint(b, p.Free))
+		}
+	}
+	for _, d := range st.damages {
+		b := appendStr(bw.AvailableBuffer(), d.Holder)
+		b = binary.AppendUvarint(b, uint64(len(d.Key)))
+		b = append(b, d.Key...)
+		b = appendStr(b, d.Block)
+		b = appendStr(b, d.Coding)
+		bw.Write(binary.AppendUvarint(b, uint64(d.Index)))
 	}
 	for _, e := range st.dedup {
 		b := append(bw.AvailableBuffer(), e.id[:]...)
@@ -433,9 +469,20 @@ func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
 			return nil, err
 		}
 	}
-	if version >= 4 {
+	if version >= snapVersion4 {
 		if treeRev, err = s.uvarint(); err != nil {
 			return nil, err
+		}
+	}
+	var nEpochs, epochsDone, nDamages uint64
+	if version >= snapVersion5 {
+		for _, p := range []*uint64{&nEpochs, &epochsDone, &nDamages} {
+			if *p, err = s.uvarint(); err != nil {
+				return nil, err
+			}
+		}
+		if epochsDone > nEpochs {
+			return nil, fmt.Errorf("%w: %d of %d epochs done", ErrCorrupt, epochsDone, nEpochs)
 		}
 	}
 	want := s.sum()
@@ -507,6 +554,7 @@ func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
 	type pending struct {
 		key        int // index into kb
 		size       uint64
+		epoch      uint64
 		data       []byte // a big manifest, in its own allocation
 		start, end int    // else: dbuf[start:end]
 	}
@@ -522,6 +570,14 @@ func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
 			}
 			if p.size, err = s.uvarint(); err != nil {
 				return nil, err
+			}
+			if version >= snapVersion5 {
+				if p.epoch, err = s.uvarint(); err != nil {
+					return nil, err
+				}
+				if p.epoch > nEpochs {
+					return nil, fmt.Errorf("%w: a manifest of epoch %d, of %d", ErrCorrupt, p.epoch, nEpochs)
+				}
 			}
 			n, err := s.uvarint()
 			if err != nil {
@@ -553,7 +609,7 @@ func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
 			if data == nil && p.end > p.start {
 				data = dbuf[p.start:p.end:p.end]
 			}
-			st.manifests[keys(p.key)] = manifestRec{size: p.size, data: data}
+			st.manifests[keys(p.key)] = manifestRec{size: p.size, data: data, epoch: p.epoch}
 		}
 	}
 	if uint64(len(st.manifests)) != nManifests {
@@ -582,7 +638,7 @@ func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
 		return nil, fmt.Errorf("%w: duplicate pins in snapshot", ErrCorrupt)
 	}
 
-	if version >= 4 {
+	if version >= snapVersion4 {
 		st.tree, err = readTree(s, nPaths, treeRev, lim)
 		st.treeRev, st.treeEntries = treeRev, nPaths
 	} else {
@@ -629,6 +685,13 @@ func readSnapshot(r io.Reader, lim snapLimits) (*snapState, error) {
 	}
 	if uint64(len(st.ipns)) != nIPNS {
 		return nil, fmt.Errorf("%w: duplicate IPNS records in snapshot", ErrCorrupt)
+	}
+	if st.epochs, err = readEpochs(s, nEpochs, lim); err != nil {
+		return nil, err
+	}
+	st.epochsDone = epochsDone
+	if st.damages, err = readDamages(s, nDamages, lim); err != nil {
+		return nil, err
 	}
 
 	st.dedup = make([]dedupEntry, 0, nDedup)
@@ -880,4 +943,108 @@ func readPaths(s *snapReader, st *snapState, n uint64, lim snapLimits) error {
 	}
 	st.tree, st.treeRev, st.treeEntries = t.root, t.rev, uint64(t.entries)
 	return nil
+}
+
+// readEpochs reads n repair epochs, checking what Validate checks of
+// them.
+func readEpochs(s *snapReader, n uint64, lim snapLimits) ([]Epoch, error) {
+	corrupt := func(seq int, format string, args ...any) error {
+		return fmt.Errorf("%w: repair epoch %d: %s", ErrCorrupt, seq, fmt.Sprintf(format, args...))
+	}
+	out := make([]Epoch, 0, min(n, uint64(lim.prealloc)))
+	for i := range n {
+		seq := int(i) + 1
+		e := Epoch{Seq: i + 1}
+		var err error
+		if e.Reason, err = s.str(MaxReasonLen); err != nil {
+			return nil, err
+		}
+		ns, err := s.varint()
+		if err != nil {
+			return nil, err
+		}
+		e.Begun = unixNano(ns)
+		nlost, err := s.uvarint()
+		if err != nil {
+			return nil, err
+		}
+		if nlost == 0 || nlost > MaxRepairMembers {
+			return nil, corrupt(seq, "%d lost members", nlost)
+		}
+		e.Lost = make([]string, 0, min(nlost, uint64(lim.prealloc)))
+		for range nlost {
+			id, err := s.str(MaxKeyLen)
+			if err != nil {
+				return nil, err
+			}
+			if id == "" || len(e.Lost) > 0 && e.Lost[len(e.Lost)-1] >= id {
+				return nil, corrupt(seq, "lost members not sorted and distinct")
+			}
+			e.Lost = append(e.Lost, id)
+		}
+		npool, err := s.uvarint()
+		if err != nil {
+			return nil, err
+		}
+		if npool > MaxRepairMembers {
+			return nil, corrupt(seq, "a pool of %d", npool)
+		}
+		if npool > 0 {
+			e.Pool = make([]Candidate, 0, min(npool, uint64(lim.prealloc)))
+		}
+		for range npool {
+			var p Candidate
+			if p.ID, err = s.str(MaxKeyLen); err != nil {
+				return nil, err
+			}
+			if p.Domain, err = s.str(MaxKeyLen); err != nil {
+				return nil, err
+			}
+			if p.Free, err = s.uvarint(); err != nil {
+				return nil, err
+			}
+			if p.ID == "" || len(e.Pool) > 0 && e.Pool[len(e.Pool)-1].ID >= p.ID {
+				return nil, corrupt(seq, "pool not sorted and distinct")
+			}
+			e.Pool = append(e.Pool, p)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// readDamages reads n damaged fragments.
+func readDamages(s *snapReader, n uint64, lim snapLimits) (map[string]Damage, error) {
+	out := make(map[string]Damage, min(n, uint64(lim.prealloc)))
+	for range n {
+		var d Damage
+		var err error
+		if d.Holder, err = s.str(MaxKeyLen); err != nil {
+			return nil, err
+		}
+		k, err := s.str(MaxFragmentKeyLen)
+		if err != nil {
+			return nil, err
+		}
+		d.Key = []byte(k)
+		if d.Block, err = s.str(MaxKeyLen); err != nil {
+			return nil, err
+		}
+		if d.Coding, err = s.str(MaxCodingLen); err != nil {
+			return nil, err
+		}
+		idx, err := s.uvarint()
+		if err != nil {
+			return nil, err
+		}
+		if d.Holder == "" || len(d.Key) == 0 || d.Block == "" || idx > MaxFragmentIndex {
+			return nil, fmt.Errorf("%w: damaged fragment %q/%x of %q, index %d", ErrCorrupt, d.Holder, d.Key, d.Block, idx)
+		}
+		d.Index = int(idx)
+		out[damageKey(d.Holder, d.Key)] = d
+	}
+	if uint64(len(out)) != n {
+		return nil, fmt.Errorf("%w: duplicate damaged fragments in snapshot", ErrCorrupt)
+	}
+	return out, nil
 }
