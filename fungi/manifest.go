@@ -70,6 +70,11 @@ type Manifest struct {
 	// does not hold (other manifests may), sorted by CID bytes: empty when
 	// the manifest holds everything reachable from its blocks.
 	Missing []cid.Cid
+	// Epoch is how many repair moves the cluster had made when the
+	// manifest was committed: the later ones apply to its fragments
+	// (Layout). Set by whoever loads it from the replicated state; not
+	// part of the encoding.
+	Epoch uint64
 }
 
 // SelfContained reports whether the manifest holds every block reachable

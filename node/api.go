@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fungistor/fungistor/fungi"
+	"github.com/fungistor/fungistor/node/repair"
 	"github.com/fungistor/fungistor/p2p"
 )
 
@@ -35,11 +36,12 @@ type api struct {
 	cluster *clusterRunner
 	content *clusterContent
 	served  *faultStore
-	fwd     *http.Client // to the leader, for adds
-	gateway string       // the gateway's address, "" if none
-	ipfs    *ipfsNet     // bitswap and the IPFS DHT (daemon only)
-	tree    *treeHasher  // the shared tree's directory hashes (daemon only)
-	mounts  *mounts      // FUSE mounts of the shared tree (daemon only)
+	fwd     *http.Client    // to the leader, for adds
+	gateway string          // the gateway's address, "" if none
+	ipfs    *ipfsNet        // bitswap and the IPFS DHT (daemon only)
+	tree    *treeHasher     // the shared tree's directory hashes (daemon only)
+	mounts  *mounts         // FUSE mounts of the shared tree (daemon only)
+	repairs *repair.Service // scrubber, audits, repairs (daemon only)
 	log     *slog.Logger
 	mux     *http.ServeMux
 	reg     *prometheus.Registry

@@ -39,6 +39,9 @@ type ClusterStatus struct {
 	Policy    string         `json:"policy"`
 	// Healthy: the leader answers and sees a majority of voters healthy.
 	Healthy bool `json:"healthy"`
+	// Repair is the content's health (objects full, degraded, at risk,
+	// lost) and the repair's state; absent when it cannot be known.
+	Repair *RepairStatus `json:"repair,omitempty"`
 	// HealthFrom says whose view the servers' health is: "leader" (it
 	// hears from every server) or "local" (the leader did not answer; a
 	// live connection counts as healthy).
@@ -141,6 +144,11 @@ func (a *api) status(ctx context.Context, local bool) ClusterStatus {
 		voters = consensus.DefaultConfig().Voters
 	}
 	out.Policy = fmt.Sprintf(PromotionPolicy, voters)
+	if a.repairs != nil {
+		if rs, err := a.repairHealth(ctx); err == nil {
+			out.Repair = &rs
+		}
+	}
 	return out
 }
 
@@ -363,6 +371,7 @@ func (a *api) handleCluster() {
 		a.handle("POST /api/v0/debug/unblock", a.block(false))
 		a.handle("POST /api/v0/debug/snapshot", a.snapshot)
 		a.handle("POST /api/v0/debug/fault", a.fault)
+		a.handle("POST /api/v0/debug/rot", a.rot)
 		a.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		a.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		a.handle("POST /api/v0/debug/commit-bench", a.commitBench)

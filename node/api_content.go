@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fungistor/fungistor/fungi"
+	"github.com/fungistor/fungistor/node/repair"
 )
 
 // forwardProto carries writes (adds, DAG imports) from any node to the
@@ -206,10 +207,17 @@ type RepoStat struct {
 	Fragments     int64 `json:"fragments"`
 	FragmentBytes int64 `json:"fragment_bytes"` // payload of live fragments
 	DataBytes     int64 `json:"data_bytes"`     // ZDB data files, fragments and metadata
+	// Scrub is the scrubber's progress and findings (daemon only).
+	Scrub *repair.ScrubStatus `json:"scrub,omitempty"`
 }
 
 func (a *api) repoStat(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, a.repo.RepoStat())
+	st := a.repo.RepoStat()
+	if a.repairs != nil {
+		sc := a.repairs.Status().Scrub
+		st.Scrub = &sc
+	}
+	writeJSON(w, http.StatusOK, st)
 	return nil
 }
 
@@ -253,10 +261,29 @@ const (
 	faultOff int32 = iota
 	faultCorrupt
 	faultSlow
+	// faultDrop: a holder that lies: it says it has every fragment, takes
+	// every put and keeps nothing (what it held is gone)
+	faultDrop
 )
+
+func (f *faultStore) HasFragment(ctx context.Context, key []byte) (bool, error) {
+	if f.mode.Load() == faultDrop {
+		return true, nil
+	}
+	return f.FragmentStore.HasFragment(ctx, key)
+}
+
+func (f *faultStore) PutFragment(ctx context.Context, key, data []byte) error {
+	if f.mode.Load() == faultDrop {
+		return nil
+	}
+	return f.FragmentStore.PutFragment(ctx, key, data)
+}
 
 func (f *faultStore) GetFragment(ctx context.Context, key []byte) ([]byte, error) {
 	switch f.mode.Load() {
+	case faultDrop:
+		return nil, fungi.ErrFragmentNotFound
 	case faultSlow:
 		t := time.NewTimer(time.Duration(f.delay.Load()))
 		select {
@@ -277,6 +304,9 @@ func (f *faultStore) GetFragment(ctx context.Context, key []byte) ([]byte, error
 }
 
 func (f *faultStore) PutFragments(ctx context.Context, keys, values [][]byte) error {
+	if f.mode.Load() == faultDrop {
+		return nil
+	}
 	return fungi.PutFragments(ctx, f.FragmentStore, keys, values)
 }
 
@@ -291,10 +321,10 @@ func (f *faultStore) DeleteFragment(ctx context.Context, key []byte) error {
 // this node's fragment server misbehave.
 func (a *api) fault(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	mode := map[string]int32{"off": faultOff, "corrupt": faultCorrupt, "slow": faultSlow}
+	mode := map[string]int32{"off": faultOff, "corrupt": faultCorrupt, "slow": faultSlow, "drop": faultDrop}
 	m, ok := mode[q.Get("mode")]
 	if !ok {
-		return badRequest("mode %q: want off, corrupt or slow", q.Get("mode"))
+		return badRequest("mode %q: want off, corrupt, slow or drop", q.Get("mode"))
 	}
 	d := 2 * time.Second
 	if s := q.Get("delay"); s != "" {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/ipfs/boxo/files"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
@@ -354,7 +355,11 @@ func (r *Repo) localManifests(ctx context.Context) ([]*fungi.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeManifests(slices.Collect(maps.Values(raw)))
+	ms, err := decodeManifests(slices.Collect(maps.Values(raw)))
+	for _, m := range ms {
+		m.Epoch = ^uint64(0) // a node's own content: no repair moves it
+	}
+	return ms, err
 }
 
 // decodeManifests decodes encoded manifests, in order.
@@ -509,7 +514,13 @@ func (r *Repo) reader(m *fungi.Manifest) (*fungi.Reader, error) {
 	if r.cluster != nil {
 		rd.SetLatency(r.cluster.lat)
 		rd.OnBadFragment = r.cluster.bad
-		rd.OnFetched = r.cluster.onFetch
+		cc := r.cluster
+		rd.OnFetched = func(holder string) {
+			cc.lastRead.Store(time.Now().UnixNano())
+			if cc.onFetch != nil {
+				cc.onFetch(holder)
+			}
+		}
 	}
 	return rd, nil
 }

@@ -107,6 +107,12 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 	api.mounts = newMounts(ctx, repo, cluster, log)
 	defer api.mounts.Close()
 	api.handleMounts()
+	// self-healing: scrubber, audits, monitor and repairs
+	if api.repairs, err = startRepair(ctx, repo, content); err != nil {
+		l.Close()
+		return err
+	}
+	api.handleRepair()
 	// bitswap for IPFS peers, and the IPFS DHT when on
 	ipfs, err := startIPFS(ctx, repo, host, api, log)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -70,6 +71,10 @@ type clusterContent struct {
 
 	suspectMu sync.Mutex
 	suspects  map[string]time.Time // member -> when a put to it failed
+
+	// lastRead is when a foreground read last fetched a fragment here
+	// (unix ns): repair yields to it.
+	lastRead atomic.Int64
 }
 
 // suspect leaves a member out of new pools for suspectFor.
@@ -173,9 +178,33 @@ func (cc *clusterContent) store(id string) fungi.FragmentStore {
 	return &remoteStore{FragmentClient: cc.host.FragmentPeer(p), cc: cc, p: p}
 }
 
-// placement is where a manifest's fragments are, from this node.
-func (cc *clusterContent) placement(m *fungi.Manifest) fungi.Spread {
-	return fungi.SpreadOf(m, func(pm fungi.PoolMember) fungi.FragmentStore { return cc.store(pm.ID) })
+// placement is where a manifest's fragments are, from this node: its
+// layout (the add's spread and the repair moves since), the one answer
+// reads, stat, audits, the scrubber, repair and orphan collection share.
+func (cc *clusterContent) placement(m *fungi.Manifest) fungi.Layout {
+	return fungi.LayoutOf(m, cc.moves(m.Epoch), cc.store)
+}
+
+// moves are the repair epochs after the first epoch of them, as the
+// layout takes them.
+func (cc *clusterContent) moves(after uint64) []fungi.Move {
+	return movesAfter(cc.fsm().Epochs(), after)
+}
+
+// movesAfter converts the epochs after the first epoch of them.
+func movesAfter(epochs []consensus.Epoch, after uint64) []fungi.Move {
+	var out []fungi.Move
+	for _, e := range epochs {
+		if e.Seq <= after {
+			continue
+		}
+		mv := fungi.Move{Seq: e.Seq, Lost: e.Lost, Done: e.Done}
+		for _, c := range e.Pool {
+			mv.Pool = append(mv.Pool, fungi.Candidate{ID: c.ID, Domain: c.Domain, Free: c.Free})
+		}
+		out = append(out, mv)
+	}
+	return out
 }
 
 // placeNew picks the pool for new content: every member that stores
@@ -305,13 +334,18 @@ func (cc *clusterContent) deleteUnused(place fungi.Placement, coding fungi.Codin
 // repo's own (added before it joined).
 func (cc *clusterContent) manifests(ctx context.Context) ([]*fungi.Manifest, error) {
 	var raw [][]byte
+	var epochs []uint64
 	cc.fsm().RangeManifests(func(m consensus.Manifest) bool {
 		raw = append(raw, m.Data)
+		epochs = append(epochs, m.Epoch)
 		return true
 	})
 	out, err := decodeManifests(raw)
 	if err != nil {
 		return nil, err
+	}
+	for i, m := range out {
+		m.Epoch = epochs[i]
 	}
 	local, err := cc.repo.localManifests(ctx)
 	return append(out, local...), err
@@ -354,6 +388,7 @@ func (cc *clusterContent) manifest(ctx context.Context, c cid.Cid) (*fungi.Manif
 			if err := fm.UnmarshalBinary(m.Data); err != nil {
 				return nil, false, fmt.Errorf("manifest of %s: %w", m.Root, err)
 			}
+			fm.Epoch = m.Epoch
 			return fm, true, nil
 		}
 		if attempt > 0 {
@@ -525,6 +560,7 @@ func (cc *clusterContent) collectOrphans(ctx context.Context, minAge time.Durati
 	if err != nil {
 		return res, err
 	}
+	epochs := cc.fsm().Epochs()
 	// keep what some object places on this node: a fragment of a used
 	// block that sits elsewhere (an add retried over another pool after
 	// its leader died) is an orphan too
@@ -534,19 +570,17 @@ func (cc *clusterContent) collectOrphans(ctx context.Context, minAge time.Durati
 		if err != nil {
 			return res, err
 		}
-		place := fungi.Spread{}
-		for _, p := range m.Pool {
-			place.Pool = append(place.Pool, fungi.Target{ID: p.ID, Domain: p.Domain})
-		}
+		// the layout names the holders after repairs, and keeps the copies
+		// of replaced holders until the repair that replaced them is done
+		place := fungi.LayoutOf(m, movesAfter(epochs, m.Epoch), nil)
 		for _, l := range leaves {
-			var targets []fungi.Target
-			if len(place.Pool) > 0 {
-				if targets, err = place.Place(l, m.Coding.N); err != nil {
-					return res, err
-				}
-			}
+			cur, kept := place.Holders(l, m.Coding.N)
 			for i := range m.Coding.N {
-				if targets == nil || targets[i].ID == cc.self || targets[i].ID == "local" {
+				mine := cur == nil || cur[i] == cc.self || cur[i] == "local"
+				if kept != nil {
+					mine = mine || slices.Contains(kept[i], cc.self)
+				}
+				if mine {
 					keep[string(fungi.FragmentKey(l, m.Coding, i))] = true
 				}
 			}

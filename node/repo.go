@@ -51,6 +51,9 @@ type Config struct {
 	IPFS IPFSConfig `json:"ipfs"`
 	// Mount configures the FUSE mount of the shared tree.
 	Mount MountConfig `json:"mount"`
+	// Repair configures self-healing: the grace before a silent member
+	// counts as lost, the repair and scrub rates, audits.
+	Repair RepairConfig `json:"repair"`
 }
 
 // ClusterConfig is the cluster part of the config. Zero values mean the
@@ -137,6 +140,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Gateway.validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	if _, err := c.Repair.settings(); err != nil {
+		return err
 	}
 	if err := c.Mount.validate(); err != nil {
 		return err

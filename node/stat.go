@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -32,6 +33,8 @@ type Stat struct {
 	Damaged []BlockStat `json:"damaged,omitempty"`
 	// Layout is where each distinct block's fragments live.
 	Layout []BlockLayout `json:"layout"`
+	// Health is the worst block's: full, degraded, at_risk or lost.
+	Health string `json:"health"`
 }
 
 // HolderStat is one target's share of an object.
@@ -186,6 +189,16 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 			st.Damaged = append(st.Damaged, BlockStat{Index: at[bi], CID: leaves[bi].String(), Valid: valid[bi]})
 		}
 	}
+	worstHealth := fungi.Full
+	for bi := range leaves {
+		present := make([]bool, m.Coding.N)
+		for i := range present {
+			present[i] = !slices.Contains(st.Layout[bi].Missing, i) && !slices.Contains(st.Unreachable, st.Layout[bi].Holders[i])
+		}
+		h, _ := fungi.Assess(m.Coding, st.Layout[bi].Holders, present, len(m.Pool))
+		worstHealth = max(worstHealth, h)
+	}
+	st.Health = worstHealth.String()
 	// lose the holders that hurt most first, while the spare lasts
 	costs := make([]int, 0, len(worst))
 	for _, n := range worst {
@@ -242,7 +255,7 @@ func check(ctx context.Context, s fungi.FragmentStore, ps []*probe, verify bool,
 }
 
 // readPlacement is where a manifest's fragments are for this node.
-func (r *Repo) readPlacement(m *fungi.Manifest) fungi.Spread {
+func (r *Repo) readPlacement(m *fungi.Manifest) fungi.Placement {
 	if len(m.Pool) == 0 {
 		return r.placement()
 	}

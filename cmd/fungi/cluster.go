@@ -184,6 +184,36 @@ func printStatus(st *node.ClusterStatus) {
 	md := st.Metadata
 	fmt.Printf("metadata:  %d members, %d objects, %d pins, %d paths, %d IPNS records\n", md.Members, md.Manifests, md.Pins, md.Paths, md.IPNS)
 	fmt.Printf("policy:    %s\n", st.Policy)
+	if r := st.Repair; r != nil {
+		o := r.Objects
+		fmt.Printf("content:   %d objects full, %d degraded, %d at risk (no spare left), %d lost\n", o.Full, o.Degraded, o.AtRisk, o.Lost)
+		fmt.Printf("repair:    backlog %d fragments; %d waiting on members down within the grace", r.Backlog, r.Stranded)
+		if r.Pending > 0 {
+			fmt.Printf("; %d epoch(s) in progress", r.Pending)
+		}
+		fmt.Println()
+		if len(r.Down) > 0 {
+			fmt.Printf("down:      %s (within the grace: no repair yet)\n", strings.Join(r.Down, ", "))
+		}
+		if len(r.Lost) > 0 {
+			fmt.Printf("lost:      %s (their fragments are being re-created on others)\n", strings.Join(r.Lost, ", "))
+		}
+		if len(r.Replaced) > 0 {
+			fmt.Printf("replaced:  %s (repaired around; nothing needed is left on them)\n", strings.Join(r.Replaced, ", "))
+		}
+		if r.Partition != "" {
+			fmt.Printf("PARTITION: %s\n", r.Partition)
+		}
+		for _, a := range r.Audits {
+			if a.Failing || a.Failed > 0 {
+				state := "failed some audits"
+				if a.Failing {
+					state = "FAILING AUDITS (replaced)"
+				}
+				fmt.Printf("audit:     %s %s: %d passed, %d failed; last: %s\n", a.ID, state, a.Passed, a.Failed, a.LastFailure)
+			}
+		}
+	}
 }
 
 func runPin(args []string) error {

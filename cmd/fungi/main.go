@@ -35,6 +35,8 @@ func commands() []command {
 		{"id", "print this node's peer ID (and addresses, with a daemon)", runID},
 		{"cluster", "cluster status|peers|join|leave [--json]: the cluster as this node sees it", runCluster},
 		{"pin", "pin add|rm CID... | pin ls: the cluster's pins", runPin},
+		{"repair", "repair CID...|--all [--dry-run]: re-create lost or corrupt fragments now (--rate: cap)", runRepair},
+		{"check", "check CID...|--all: verify every fragment cluster-wide; report damage for repair", runCheck},
 		{"repo", "repo stat | repo gc [--min-age D]: this node's ZDB, orphan collection", runRepo},
 		{"config", "read or set a repo setting: config [--json] KEY [VALUE] | config show", runConfig},
 		{"files", "files ls|stat|mkdir|cp|mv|rm|write: the cluster's shared file tree (QSFS)", runFiles},

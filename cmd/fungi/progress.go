@@ -44,6 +44,16 @@ func (p *progress) updateOf(done, total int64) {
 	p.printed = true
 }
 
+// show prints line (throttled as update is).
+func (p *progress) show(line string) {
+	if !p.on || time.Since(p.last) < 200*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	fmt.Fprintf(os.Stderr, "\r\033[K%s %s", p.label, line)
+	p.printed = true
+}
+
 func (p *progress) done() {
 	if p != nil && p.printed {
 		fmt.Fprint(os.Stderr, "\r\033[K")

@@ -29,6 +29,9 @@ type Status struct {
 	// audits); Down those unheard but within the grace.
 	Lost []string `json:"lost"`
 	Down []string `json:"down"`
+	// Replaced are members whose fragments a finished repair moved to
+	// others (they hold nothing needed; back, their copies are collected).
+	Replaced []string `json:"replaced,omitempty"`
 	// Partition says why repair holds back ("": it does not).
 	Partition string `json:"partition,omitempty"`
 	// Epochs counts the repair epochs; Pending those not done.
@@ -99,8 +102,15 @@ func (s *Service) look(ctx context.Context, manual bool) (*view, error) {
 			v.pending = e.Seq
 		}
 	}
+	s.mu.Lock()
+	since := s.leadSince
+	s.mu.Unlock()
 	for _, m := range members {
 		v.members[m.ID] = m
+		unheard := time.Duration(1<<63 - 1)
+		if last := maxTime(m.Contact, since); !last.IsZero() {
+			unheard = time.Since(last)
+		}
 		if m.Storing {
 			v.storing[m.ID] = m.Domain
 		}
@@ -109,7 +119,7 @@ func (s *Service) look(ctx context.Context, manual bool) (*view, error) {
 			v.live[m.ID] = true
 		case m.Up: // failing audits
 			v.lost[m.ID] = true
-		case manual || m.Unheard >= s.cfg.Grace:
+		case manual || unheard >= s.cfg.Grace:
 			v.lost[m.ID] = true
 		default:
 			v.down[m.ID] = true
@@ -135,6 +145,27 @@ func (s *Service) look(ctx context.Context, manual bool) (*view, error) {
 		}
 	}
 	return v, nil
+}
+
+// lostAndReplaced splits the lost members: those a finished epoch
+// replaced, and the others.
+func (v *view) lostAndReplaced() (lost, replaced []string) {
+	done := map[string]bool{}
+	for _, e := range v.epochs {
+		for _, id := range e.Lost {
+			if e.Done {
+				done[id] = true
+			}
+		}
+	}
+	for _, id := range sortedKeys(v.lost) {
+		if done[id] && !v.need[id] {
+			replaced = append(replaced, id)
+		} else {
+			lost = append(lost, id)
+		}
+	}
+	return lost, replaced
 }
 
 // partition applies fungi.Losses to the members that vanished and were
@@ -275,8 +306,9 @@ func (s *Service) setStatus(v *view, partition string) {
 			pending++
 		}
 	}
+	lost, replaced := v.lostAndReplaced()
 	s.status = Status{Leader: true, Objects: v.plan.Objects, Blocks: v.plan.Counted, Backlog: v.plan.Fragments,
-		Stranded: v.stranded, Lost: sortedKeys(v.lost), Down: sortedKeys(v.down), Partition: partition,
+		Stranded: v.stranded, Lost: lost, Replaced: replaced, Down: sortedKeys(v.down), Partition: partition,
 		Epochs: len(v.epochs), Pending: pending, Updated: time.Now()}
 }
 
@@ -606,4 +638,39 @@ func (s *Service) summarise(v *view, only map[cid.Cid]bool, rep *Report) {
 			rep.Waiting += len(b.Stranded)
 		}
 	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Health returns the cluster's health and the repair's state: the
+// leader's last look when it is recent, else a look now (any node can
+// answer; members' health is the leader's view).
+func (s *Service) Health(ctx context.Context) (Status, error) {
+	st := s.Status()
+	if st.Leader && time.Since(st.Updated) < 2*s.cfg.Interval+time.Second {
+		return st, nil
+	}
+	v, err := s.look(ctx, false)
+	if err != nil {
+		return st, err
+	}
+	partition := ""
+	if len(v.need) > 0 {
+		partition = v.partition()
+	}
+	st.Objects, st.Blocks, st.Backlog, st.Stranded = v.plan.Objects, v.plan.Counted, v.plan.Fragments, v.stranded
+	st.Lost, st.Replaced = v.lostAndReplaced()
+	st.Down, st.Partition, st.Epochs, st.Pending = sortedKeys(v.down), partition, len(v.epochs), 0
+	for _, e := range v.epochs {
+		if !e.Done {
+			st.Pending++
+		}
+	}
+	st.Updated = time.Now()
+	return st, nil
 }

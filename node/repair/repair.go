@@ -59,9 +59,9 @@ type Member struct {
 	Storing bool   // offers capacity (not no_store)
 	Free    uint64 // bytes it can still take
 	Up      bool   // heard from lately
-	// Unheard is how long the leader has not heard from it (0 when up;
-	// for a leader that took over, at most the time since it did).
-	Unheard time.Duration
+	// Contact is when the leader last heard from it (zero: not since it
+	// leads; the grace then runs from when it took over).
+	Contact time.Time
 }
 
 // Epoch is a repair epoch as the replicated state records it.

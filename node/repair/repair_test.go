@@ -113,7 +113,7 @@ func (f *fakeNode) Members(context.Context) ([]Member, error) {
 	var out []Member
 	for _, id := range f.ids {
 		d, isDown := f.down[id]
-		out = append(out, Member{ID: id, Storing: true, Free: 100 << 30, Up: !isDown, Unheard: d})
+		out = append(out, Member{ID: id, Storing: true, Free: 100 << 30, Up: !isDown, Contact: time.Now().Add(-d)})
 	}
 	return out, nil
 }
@@ -238,7 +238,14 @@ func (m memLocal) Has(ctx context.Context, k []byte) (bool, error)   { return m.
 func (m memLocal) Delete(ctx context.Context, k []byte) error        { return m.s.DeleteFragment(ctx, k) }
 
 func testService(f *fakeNode, grace time.Duration) *Service {
-	return New(f, Config{Grace: grace, Interval: 10 * time.Millisecond, ScrubRate: 0}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return leading(New(f, Config{Grace: grace, Interval: 10 * time.Millisecond, ScrubRate: 0}, slog.New(slog.NewTextHandler(io.Discard, nil))))
+}
+
+// leading makes s a leader of long standing (a new leader lets the grace
+// run from when it took over).
+func leading(s *Service) *Service {
+	s.leadSince = time.Now().Add(-24 * time.Hour)
+	return s
 }
 
 // readAll reads every object back through its current layout with only
@@ -418,7 +425,7 @@ func TestScrubFindsAndRepairRewrites(t *testing.T) {
 	f := newFake(t, 20)
 	f.add(2 << 20)
 	f.local = "node07"
-	s := New(f, Config{Grace: time.Minute, ScrubRate: 1 << 30}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := leading(New(f, Config{Grace: time.Minute, ScrubRate: 1 << 30}, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	st := f.stores["node07"]
 	keys := st.Keys()
 	for _, k := range keys[:1] {
@@ -449,7 +456,7 @@ func TestScrubFindsAndRepairRewrites(t *testing.T) {
 func TestAuditCatchesDroppedData(t *testing.T) {
 	f := newFake(t, 24)
 	f.add(3 << 20)
-	s := New(f, Config{Grace: time.Minute, AuditSample: 8, AuditStrikes: 2}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := leading(New(f, Config{Grace: time.Minute, AuditSample: 8, AuditStrikes: 2}, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	liar := "node11"
 	keys := f.stores[liar].Keys()
 	for _, k := range keys {
