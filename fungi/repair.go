@@ -152,6 +152,9 @@ type RepairPlan struct {
 	ObjectHealth map[cid.Cid]Health
 	// Fragments is how many fragments Missing names in all (the backlog).
 	Fragments int
+	// Crowded counts blocks with every fragment present but some node
+	// holding more than its share (fewer live nodes than fragments).
+	Crowded int
 }
 
 // PlanRepair assesses every block of every object and lists those that
@@ -200,6 +203,8 @@ func PlanRepair(objs []RepairObject, st RepairState) (RepairPlan, error) {
 			if len(br.Missing)+len(br.Stranded) > 0 {
 				plan.Fragments += len(br.Missing)
 				plan.Blocks = append(plan.Blocks, br)
+			} else if br.Health != Full {
+				plan.Crowded++
 			}
 		}
 		plan.ObjectHealth[o.Root] = worst

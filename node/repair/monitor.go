@@ -638,6 +638,13 @@ func (s *Service) summarise(v *view, only map[cid.Cid]bool, rep *Report) {
 			rep.Waiting += len(b.Stranded)
 		}
 	}
+	if v.plan.Crowded > 0 {
+		note := fmt.Sprintf("%d block(s) hold every fragment but with more than one on some node (fewer live members than fragments): degraded until members join", v.plan.Crowded)
+		if rep.Note != "" {
+			note = rep.Note + "; " + note
+		}
+		rep.Note = note
+	}
 }
 
 func maxTime(a, b time.Time) time.Time {
