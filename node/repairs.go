@@ -99,7 +99,7 @@ func ParseRate(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 || v*float64(mul) > 1<<50 {
+	if err != nil || !(v >= 0) || !(v*float64(mul) <= 1<<50) {
 		return 0, fmt.Errorf("%q: want bytes per second such as \"100MB\" (\"0\": no limit)", s)
 	}
 	return int64(v * float64(mul)), nil

@@ -384,13 +384,14 @@ func runStat(args []string) error {
 			fmt.Println()
 		}
 	}
+	fmt.Printf("  health: %s\n", st.Health)
 	if st.SpareFragments < 0 {
 		fmt.Printf("  UNREADABLE: %d block(s) short of fragments\n", len(st.Damaged))
 	} else {
 		fmt.Printf("  can lose now: any %d holder node(s), or any %d more fragment(s) per block\n", st.TolerableNodeLosses, st.SpareFragments)
 	}
 	if len(st.Damaged) > 0 {
-		fmt.Printf("  %d block(s) below full redundancy (run fungi repair when it exists)\n", len(st.Damaged))
+		fmt.Printf("  %d block(s) below full redundancy: the cluster repairs them by itself (after repair.grace for a member down); fungi repair %s does it now\n", len(st.Damaged), st.Root)
 	}
 	for _, u := range st.Unreachable {
 		fmt.Printf("  unreachable: %s\n", u)

@@ -87,16 +87,19 @@ type view struct {
 // look builds a view; manual counts every member that is down as lost
 // (a repair asked for now does not wait for the grace).
 func (s *Service) look(ctx context.Context, manual bool) (*view, error) {
-	v := &view{epochs: s.node.Epochs(), damages: damageSet(s.node.Damages()),
-		live: map[string]bool{}, lost: map[string]bool{}, down: map[string]bool{}, failed: s.failedAudits(),
+	v := &view{live: map[string]bool{}, lost: map[string]bool{}, down: map[string]bool{}, failed: s.failedAudits(),
 		storing: map[string]string{}, members: map[string]Member{}, need: map[string]bool{}}
 	members, err := s.node.Members(ctx)
 	if err != nil {
 		return nil, err
 	}
+	// the objects (and the version they were read at) first: what is
+	// read after is at least as new, so a plan kept by version is never
+	// older than the state it is kept for
 	if v.objs, err = s.objects(ctx); err != nil {
 		return nil, err
 	}
+	v.epochs, v.damages = s.node.Epochs(), damageSet(s.node.Damages())
 	for _, e := range v.epochs {
 		if !e.Done {
 			v.pending = e.Seq
@@ -125,15 +128,29 @@ func (s *Service) look(ctx context.Context, manual bool) (*view, error) {
 			v.down[m.ID] = true
 		}
 	}
-	v.plan, err = fungi.PlanRepair(v.objs, fungi.RepairState{
-		Live: func(id string) bool { return v.live[id] },
-		Damaged: func(h string, k []byte) bool {
-			_, ok := v.damages[h+"\x00"+string(k)]
-			return ok
-		},
-	})
-	if err != nil {
-		return nil, err
+	// the plan walks every block: keep it while nothing it depends on
+	// moved (the replicated state's version covers objects, epochs and
+	// damage reports)
+	key := fmt.Sprint(s.objsVersion(), sortedKeys(v.live), sortedKeys(v.lost))
+	s.mu.Lock()
+	cached, ok := s.plans[key]
+	s.mu.Unlock()
+	if ok {
+		v.plan = cached
+	} else {
+		v.plan, err = fungi.PlanRepair(v.objs, fungi.RepairState{
+			Live: func(id string) bool { return v.live[id] },
+			Damaged: func(h string, k []byte) bool {
+				_, ok := v.damages[h+"\x00"+string(k)]
+				return ok
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.plans = map[string]fungi.RepairPlan{key: v.plan}
+		s.mu.Unlock()
 	}
 	for _, b := range v.plan.Blocks {
 		for _, i := range b.Stranded {

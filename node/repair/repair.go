@@ -164,6 +164,7 @@ type Service struct {
 	audits    map[string]*auditRecord
 	objs      []fungi.RepairObject
 	objsAt    uint64
+	plans     map[string]fungi.RepairPlan // the last plan, by what it saw
 	running   bool // a repair pass is running
 	counters  Counters
 }
@@ -232,6 +233,13 @@ func (s *Service) objects(ctx context.Context) ([]fungi.RepairObject, error) {
 	s.objs, s.objsAt = objs, v
 	s.mu.Unlock()
 	return objs, nil
+}
+
+// objsVersion is the version the objects were read at.
+func (s *Service) objsVersion() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.objsAt
 }
 
 // damageSet indexes the damage reports by holder and key.

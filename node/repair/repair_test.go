@@ -513,3 +513,21 @@ func (f *fakeNode) codecCid() cid.Cid {
 	c, _ := cid.Decode("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
 	return c
 }
+
+// A leader that just took over lets the grace run from then: it has not
+// heard from anyone yet, and a member silent to it may be fine.
+func TestNewLeaderWaitsTheGrace(t *testing.T) {
+	f := newFake(t, 20)
+	f.add(1 << 20)
+	s := New(f, Config{Grace: time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.down["node03"] = time.Hour
+	if err := s.tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.epochs) != 0 {
+		t.Fatal("a new leader replaced a member before the grace ran out under it")
+	}
+	if st := s.Status(); !slices.Equal(st.Down, []string{"node03"}) || st.Stranded == 0 {
+		t.Fatalf("status %+v", st)
+	}
+}
