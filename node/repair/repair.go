@@ -165,7 +165,7 @@ type Service struct {
 	objs      []fungi.RepairObject
 	objsAt    uint64
 	plans     map[string]fungi.RepairPlan // the last plan, by what it saw
-	running   bool // a repair pass is running
+	running   bool                        // a repair pass is running
 	counters  Counters
 }
 
