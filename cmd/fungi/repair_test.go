@@ -238,6 +238,13 @@ func TestRepair24(t *testing.T) {
 		t.Fatalf("the leader's repair: %+v", d)
 	}
 	c.whole(live[0], len(objs), 20*time.Second)
+	c.waitFor("the leader's metrics say so", 10*time.Second, func() error {
+		full, frags := c.seriesValue(leader, `fungi_repair_objects{health="full"}`), c.seriesValue(leader, `fungi_repair_done_total{what="fragments"}`)
+		if full != float64(len(objs)) || frags != float64(d.Done.Fragments) || c.seriesValue(leader, `fungi_repair_epochs{state="all"}`) != 1 {
+			return fmt.Errorf("fungi_repair_objects{health=full} %v, fragments %v", full, frags)
+		}
+		return nil
+	})
 
 	// orphan collection everywhere keeps what the repair moved
 	if err := c.gcAll(live); err != nil {
@@ -437,6 +444,9 @@ func TestRepairBitRot(t *testing.T) {
 	json.Unmarshal(c.debugPost(victim, "/api/v0/debug/rot?n=3"), &rot)
 	if len(rot.Keys) != 3 {
 		t.Fatalf("rot: %v", rot.Keys)
+	}
+	if c.seriesValue(victim, `fungi_scrub_total{what="passes"}`) == 0 {
+		t.Fatal("no scrub pass in /metrics")
 	}
 	c.waitFor("one scrub pass finds the three", 30*time.Second, func() error {
 		st := c.scrubStat(victim)

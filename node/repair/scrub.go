@@ -40,6 +40,10 @@ type scrubber struct {
 
 	mu sync.Mutex
 	st ScrubStatus
+
+	expMu sync.Mutex
+	exp   map[string]ref // what this node should hold, at version expAt
+	expAt uint64
 }
 
 func newScrubber(s *Service, bps int64) *scrubber {
@@ -76,14 +80,22 @@ type ref struct {
 	pending bool // moved here by an epoch not done: may not be written yet
 }
 
-// expected maps every fragment key this node should hold to its block.
-func (sc *scrubber) expected(ctx context.Context) (map[string]ref, error) {
+// expected maps every fragment key this node should hold to its block,
+// built again only when the replicated state moved.
+func (sc *scrubber) expected(ctx context.Context) (out map[string]ref, err error) {
+	sc.expMu.Lock()
+	defer sc.expMu.Unlock()
 	objs, err := sc.s.objects(ctx)
 	if err != nil {
 		return nil, err
 	}
+	at := sc.s.objsVersion()
+	if sc.exp != nil && sc.expAt == at {
+		return sc.exp, nil
+	}
+	defer func() { sc.exp, sc.expAt = out, at }()
 	self := sc.s.node.Self()
-	out := map[string]ref{}
+	out = map[string]ref{}
 	for _, o := range objs {
 		leaves, err := o.Manifest.LeafCIDs()
 		if err != nil {
