@@ -379,6 +379,20 @@ func (s *Service) pass(ctx context.Context, v *view, only map[cid.Cid]bool, prog
 		}
 		s.log.Info("repair: epochs done; the replaced members' copies are now surplus", "through", v.pending)
 	}
+	// damage reports on members that were replaced no longer matter
+	if _, replaced := v.lostAndReplaced(); len(replaced) > 0 && only == nil {
+		var stale []Damage
+		for _, d := range v.damages {
+			if slices.Contains(replaced, d.Holder) {
+				stale = append(stale, d)
+			}
+		}
+		for i := 0; i < len(stale); i += 4096 {
+			if err := s.node.Clear(ctx, stale[i:min(i+4096, len(stale))]); err != nil {
+				return res, err
+			}
+		}
+	}
 	return res, nil
 }
 
@@ -407,6 +421,7 @@ func (s *Service) run(ctx context.Context, v *view, work []*fungi.BlockRepair, b
 				b := work[i]
 				frags, bytes, skipped, err := s.repairBlock(ctx, v, b, byRoot[b.Root])
 				mu.Lock()
+				s.mu.Lock()
 				switch {
 				case errors.Is(err, fungi.ErrUnavailable) || errors.Is(err, fungi.ErrNotEnoughFragments):
 					res.Unrecoverable++
@@ -427,6 +442,7 @@ func (s *Service) run(ctx context.Context, v *view, work []*fungi.BlockRepair, b
 				res.Bytes += bytes
 				s.counters.Fragments += int64(frags)
 				s.counters.Bytes += bytes
+				s.mu.Unlock()
 				p := Progress{Blocks: int(done.Add(1)), Total: len(work), Fragments: res.Fragments, Bytes: res.Bytes}
 				mu.Unlock()
 				if progress != nil {
