@@ -52,6 +52,9 @@ func runRepo(args []string) error {
 		out = st
 		if !*asJSON {
 			fmt.Printf("fragments %d (%d bytes); ZDB data files %d bytes\n", st.Fragments, st.FragmentBytes, st.DataBytes)
+			if sc := st.Scrub; sc != nil {
+				printScrub(sc)
+			}
 			return nil
 		}
 	} else {
@@ -66,4 +69,23 @@ func runRepo(args []string) error {
 		}
 	}
 	return json.NewEncoder(os.Stdout).Encode(out)
+}
+
+// printScrub says how far the scrubber is and what it found.
+func printScrub(sc *node.ScrubStatus) {
+	if sc.Rate == 0 {
+		fmt.Println("scrub: off (repair.scrub_rate 0)")
+		return
+	}
+	line := fmt.Sprintf("scrub: %.1f MB/s cap; %d full passes", float64(sc.Rate)/1e6, sc.Passes)
+	if sc.Running && sc.Total > 0 {
+		line += fmt.Sprintf("; this pass %d of %d fragments", sc.Scanned, sc.Total)
+	}
+	if !sc.LastPass.IsZero() {
+		line += fmt.Sprintf("; last ended %s ago (%.1f s), found %d corrupt, %d missing",
+			time.Since(sc.LastPass).Round(time.Second), sc.LastDuration, sc.LastCorrupt, sc.LastMissing)
+	}
+	fmt.Println(line)
+	fmt.Printf("scrub since start: %.1f MB verified, %d corrupt and %d missing fragments found (deleted and reported for repair)\n",
+		float64(sc.BytesVerified)/1e6, sc.Corrupt, sc.Missing)
 }
