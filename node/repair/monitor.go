@@ -108,12 +108,14 @@ func (s *Service) look(ctx context.Context, manual bool) (*view, error) {
 	s.mu.Lock()
 	since := s.leadSince
 	s.mu.Unlock()
+	unheardFor := map[string]time.Duration{}
 	for _, m := range members {
 		v.members[m.ID] = m
 		unheard := time.Duration(1<<63 - 1)
 		if last := maxTime(m.Contact, since); !last.IsZero() {
 			unheard = time.Since(last)
 		}
+		unheardFor[m.ID] = unheard
 		if m.Storing {
 			v.storing[m.ID] = m.Domain
 		}
@@ -152,12 +154,26 @@ func (s *Service) look(ctx context.Context, manual bool) (*view, error) {
 		s.plans = map[string]fungi.RepairPlan{key: v.plan}
 		s.mu.Unlock()
 	}
+	strandedOn := map[string]int{}
 	for _, b := range v.plan.Blocks {
 		for _, i := range b.Stranded {
 			if h := b.Holders[i]; v.lost[h] {
 				v.need[h] = true
 			} else {
+				strandedOn[h]++
 				v.stranded++
+			}
+		}
+	}
+	// members that failed together are replaced together: heartbeats
+	// reach the grace a little apart, and a second epoch a moment after
+	// the first would move the first one's blocks twice
+	if len(v.need) > 0 {
+		for id, n := range strandedOn {
+			if v.down[id] && unheardFor[id] >= s.cfg.Grace/2 {
+				delete(v.down, id)
+				v.lost[id], v.need[id] = true, true
+				v.stranded -= n
 			}
 		}
 	}

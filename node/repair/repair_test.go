@@ -531,3 +531,22 @@ func TestNewLeaderWaitsTheGrace(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+// Members that died together but cross the grace a moment apart are
+// replaced in one epoch: a second one would move blocks twice.
+func TestLossesTogetherOneEpoch(t *testing.T) {
+	f := newFake(t, 24)
+	f.add(2 << 20)
+	s := testService(f, time.Minute)
+	f.down["node01"] = 61 * time.Second
+	for _, id := range []string{"node02", "node03", "node04"} {
+		f.down[id] = 55 * time.Second
+	}
+	f.down["node05"] = 5 * time.Second // down since just now: not with them
+	if err := s.tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.epochs) != 1 || !slices.Equal(f.epochs[0].Lost, []string{"node01", "node02", "node03", "node04"}) {
+		t.Fatalf("epochs %+v", f.epochs)
+	}
+}
