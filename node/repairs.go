@@ -25,8 +25,10 @@ type RepairConfig struct {
 	// are re-created on others (a Go duration, default "5m"). A member
 	// back within the grace costs no repair.
 	Grace string `json:"grace,omitempty"`
-	// Rate caps repair traffic, in bytes per second ("200MB", "0" for no
-	// cap; default 200MB). `fungi repair --rate` changes it while running.
+	// Rate caps repair traffic, in bytes per second ("100MB", "0" for no
+	// cap; default 50MB: on a small shared machine, reads during a repair
+	// keep most of their speed; raise it where nodes have cores to spare).
+	// `fungi repair --rate` changes it while running.
 	Rate string `json:"rate,omitempty"`
 	// ScrubRate caps how fast this node re-reads and verifies its own
 	// fragments, in bytes per second (default "16MB"; "0" turns the

@@ -127,7 +127,7 @@ type Config struct {
 // Defaults for the settings.
 const (
 	DefaultGrace        = 5 * time.Minute
-	DefaultRate         = 200 << 20
+	DefaultRate         = 50e6 // bytes a second: leaves most of a small machine to reads
 	DefaultScrubRate    = 4 << 20
 	DefaultAuditEvery   = time.Minute
 	DefaultAuditSample  = 16
