@@ -7,7 +7,8 @@ import (
 )
 
 // limiter paces work to a rate in bytes per second, adjustable while it
-// runs; 0 lets everything through. Up to a quarter second of burst.
+// runs; 0 lets everything through. Up to 50 ms of burst: an idle pause
+// (the scrubber's between passes) does not buy a faster pass.
 type limiter struct {
 	mu     sync.Mutex
 	bps    int64
@@ -38,7 +39,7 @@ func (l *limiter) wait(ctx context.Context, n int64) error {
 	}
 	now := time.Now()
 	rate := float64(l.bps)
-	l.tokens = min(l.tokens+now.Sub(l.last).Seconds()*rate, rate/4)
+	l.tokens = min(l.tokens+now.Sub(l.last).Seconds()*rate, rate/20)
 	l.last = now
 	l.tokens -= float64(n)
 	var d time.Duration
