@@ -536,7 +536,7 @@ func TestNewLeaderWaitsTheGrace(t *testing.T) {
 // replaced in one epoch: a second one would move blocks twice.
 func TestLossesTogetherOneEpoch(t *testing.T) {
 	f := newFake(t, 24)
-	f.add(2 << 20)
+	f.add(8 << 20) // 8 blocks: every node holds some (a node of 24 misses one in 6)
 	s := testService(f, time.Minute)
 	f.down["node01"] = 61 * time.Second
 	for _, id := range []string{"node02", "node03", "node04"} {
