@@ -34,6 +34,10 @@ type RepairConfig struct {
 	// fragments, in bytes per second (default "16MB"; "0" turns the
 	// scrubber off).
 	ScrubRate string `json:"scrub_rate,omitempty"`
+	// ScrubInterval: a scrub pass begins at most this often (default
+	// "1h"; a node holding more than the rate reads in that time scrubs
+	// without a pause).
+	ScrubInterval string `json:"scrub_interval,omitempty"`
 	// AuditInterval is how often the leader challenges every holder for
 	// random fragments it should hold (default "1m"; "0" never).
 	AuditInterval string `json:"audit_interval,omitempty"`
@@ -52,7 +56,7 @@ const defaultScrubRate = 16 << 20
 
 // settings parses the config into the service's.
 func (c RepairConfig) settings() (repair.Config, error) {
-	out := repair.Config{Grace: repair.DefaultGrace, Rate: repair.DefaultRate, ScrubRate: defaultScrubRate,
+	out := repair.Config{Grace: repair.DefaultGrace, Rate: repair.DefaultRate, ScrubRate: defaultScrubRate, ScrubEvery: repair.DefaultScrubEvery,
 		AuditEvery: repair.DefaultAuditEvery, AuditSample: c.AuditSample, AuditStrikes: c.AuditStrikes}
 	var err error
 	if c.Grace != "" {
@@ -68,6 +72,11 @@ func (c RepairConfig) settings() (repair.Config, error) {
 	if c.Rate != "" {
 		if out.Rate, err = ParseRate(c.Rate); err != nil {
 			return out, fmt.Errorf("config: repair.rate: %w", err)
+		}
+	}
+	if c.ScrubInterval != "" {
+		if out.ScrubEvery, err = time.ParseDuration(c.ScrubInterval); err != nil || out.ScrubEvery < 0 {
+			return out, fmt.Errorf("config: repair.scrub_interval %q: want a duration such as \"1h\"", c.ScrubInterval)
 		}
 	}
 	if c.ScrubRate != "" {

@@ -415,7 +415,7 @@ func TestRepairBitRot(t *testing.T) {
 	}
 	t.Setenv(node.DebugAPIEnv, "1")
 	const n = 8
-	c := upTestnet(t, testnet.Options{N: n, Coding: "4/2", Set: settings("repair.grace=30s", "repair.audit_interval=0", "repair.scrub_rate=64MB")}, 2*time.Minute)
+	c := upTestnet(t, testnet.Options{N: n, Coding: "4/2", Set: settings("repair.grace=30s", "repair.audit_interval=0", "repair.scrub_rate=64MB", "repair.scrub_interval=1s")}, 2*time.Minute)
 	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, seed^0x27d4eb2f))
 	dir := t.TempDir()

@@ -111,6 +111,9 @@ type Config struct {
 	// ScrubRate caps the bytes per second the scrubber reads; 0 turns
 	// the scrubber off.
 	ScrubRate int64
+	// ScrubEvery is how often a scrub pass begins (at most): a pass
+	// longer than that is followed by the next at once.
+	ScrubEvery time.Duration
 	// AuditEvery is how often the leader audits each holder; 0: never.
 	AuditEvery time.Duration
 	// AuditSample is how many fragments one audit asks of a holder.
@@ -129,6 +132,7 @@ const (
 	DefaultGrace        = 5 * time.Minute
 	DefaultRate         = 50e6 // bytes a second: leaves most of a small machine to reads
 	DefaultScrubRate    = 4 << 20
+	DefaultScrubEvery   = time.Hour
 	DefaultAuditEvery   = time.Minute
 	DefaultAuditSample  = 16
 	DefaultAuditStrikes = 2

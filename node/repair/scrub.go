@@ -63,12 +63,16 @@ func (sc *scrubber) run(ctx context.Context) {
 		return
 	}
 	for ctx.Err() == nil {
+		start := time.Now()
 		if err := sc.pass(ctx); err != nil && ctx.Err() == nil {
 			sc.s.log.Debug("scrub", "err", err)
 		}
+		// the next pass begins ScrubEvery after this one began (a pass
+		// longer than that is followed at once: the rate is the limit)
+		wait := max(sc.s.cfg.ScrubEvery-time.Since(start), time.Second)
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
 	}
 }
