@@ -37,16 +37,8 @@ func runRepair(args []string) error {
 			return usagef("--rate %v", err)
 		}
 	} else {
-		if len(rest) == 0 && !*all {
-			return usagef("name the CIDs to repair, or --all")
-		}
-		if len(rest) > 0 && *all {
-			return usagef("give CIDs or --all, not both")
-		}
-		for _, a := range rest {
-			if _, err := node.ParseCID(a); err != nil {
-				return usagef("%v", err)
-			}
+		if err := cidsOrAll("repair", rest, *all); err != nil {
+			return err
 		}
 	}
 	d, err := node.Daemon(node.RepoPath(), *api)
@@ -122,13 +114,8 @@ func runCheck(args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(rest) == 0 && !*all {
-		return usagef("name the CIDs to check, or --all")
-	}
-	for _, a := range rest {
-		if _, err := node.ParseCID(a); err != nil {
-			return usagef("%v", err)
-		}
+	if err := cidsOrAll("check", rest, *all); err != nil {
+		return err
 	}
 	d, err := node.Daemon(node.RepoPath(), *api)
 	if err != nil {
@@ -164,6 +151,22 @@ func runCheck(args []string) error {
 	}
 	if n := len(rep.Objects) - rep.Health.Full; n > 0 {
 		return fmt.Errorf("%d of %d objects are not whole", n, len(rep.Objects))
+	}
+	return nil
+}
+
+// cidsOrAll checks the arguments of a command that takes CIDs or --all.
+func cidsOrAll(verb string, cids []string, all bool) error {
+	switch {
+	case len(cids) == 0 && !all:
+		return usagef("name the CIDs to %s, or --all", verb)
+	case len(cids) > 0 && all:
+		return usagef("give CIDs or --all, not both")
+	}
+	for _, a := range cids {
+		if _, err := node.ParseCID(a); err != nil {
+			return usagef("%v", err)
+		}
 	}
 	return nil
 }
