@@ -41,6 +41,24 @@ func settings(kv ...string) []testnet.Setting {
 	return out
 }
 
+// addObject writes size random bytes to a file in dir and adds it on
+// node 1.
+func (c *cluster) addObject(rng *rand.Rand, dir, name string, size int) *object {
+	c.t.Helper()
+	o := &object{name: name, path: filepath.Join(dir, name), data: randomBytes(rng, size)}
+	if err := os.WriteFile(o.path, o.data, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := c.api(1).Add(ctx, o.path, node.AddOptions{})
+	if err != nil {
+		c.t.Fatalf("add %s: %v", name, err)
+	}
+	o.root = res.Root
+	return o
+}
+
 // repairState is node i's view of the content's health and the repair.
 func (c *cluster) repairState(i int) (*node.RepairStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -168,18 +186,7 @@ func TestRepair24(t *testing.T) {
 	dir := t.TempDir()
 	var objs []*object
 	for k, size := range []int{3<<20 + 1, 8 << 20, 100 << 10} {
-		o := &object{name: fmt.Sprintf("object%d", k), path: filepath.Join(dir, fmt.Sprint(k)), data: randomBytes(rng, size)}
-		if err := os.WriteFile(o.path, o.data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		res, err := c.api(1).Add(ctx, o.path, node.AddOptions{})
-		cancel()
-		if err != nil {
-			t.Fatalf("add %s: %v", o.name, err)
-		}
-		o.root = res.Root
-		objs = append(objs, o)
+		objs = append(objs, c.addObject(rng, dir, fmt.Sprintf("object%d", k), size))
 	}
 	leader := c.leader(others(n))
 	t.Logf("leader: node %d", leader)
@@ -421,16 +428,7 @@ func TestRepairBitRot(t *testing.T) {
 	dir := t.TempDir()
 	var objs []*object
 	for k, size := range []int{6 << 20, 1<<20 + 7} {
-		o := &object{name: fmt.Sprintf("object%d", k), path: filepath.Join(dir, fmt.Sprint(k)), data: randomBytes(rng, size)}
-		os.WriteFile(o.path, o.data, 0o644)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		res, err := c.api(1).Add(ctx, o.path, node.AddOptions{})
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.root = res.Root
-		objs = append(objs, o)
+		objs = append(objs, c.addObject(rng, dir, fmt.Sprintf("object%d", k), size))
 	}
 	leader := c.leader(others(n))
 	c.whole(leader, len(objs), 30*time.Second)
@@ -537,16 +535,7 @@ func TestRepairAudit(t *testing.T) {
 	const n = 8
 	c := upTestnet(t, testnet.Options{N: n, Coding: "4/2", Set: settings("repair.grace=1h", "repair.audit_interval=1s",
 		"repair.audit_sample=4", "repair.scrub_rate=0")}, 2*time.Minute)
-	o := &object{name: "object", path: filepath.Join(t.TempDir(), "o")}
-	o.data = randomBytes(rand.New(rand.NewPCG(1, 2)), 5<<20)
-	os.WriteFile(o.path, o.data, 0o644)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	res, err := c.api(1).Add(ctx, o.path, node.AddOptions{})
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.root = res.Root
+	o := c.addObject(rand.New(rand.NewPCG(1, 2)), t.TempDir(), "object", 5<<20)
 	leader := c.leader(others(n))
 	c.whole(leader, 1, 30*time.Second)
 	liar := others(n, leader)[0]
@@ -586,17 +575,8 @@ func TestRepairLeaderKilled(t *testing.T) {
 	}
 	const n = 8
 	c := upTestnet(t, testnet.Options{N: n, Coding: "4/2", Set: settings("repair.grace=4s", "repair.rate=3MB", "repair.audit_interval=0")}, 2*time.Minute)
-	o := &object{name: "object", path: filepath.Join(t.TempDir(), "o")}
-	o.data = randomBytes(rand.New(rand.NewPCG(3, 4)), 40<<20)
-	os.WriteFile(o.path, o.data, 0o644)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	res, err := c.api(1).Add(ctx, o.path, node.AddOptions{})
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.root = res.Root
-	blocks := int(res.Blocks)
+	o := c.addObject(rand.New(rand.NewPCG(3, 4)), t.TempDir(), "object", 40<<20)
+	blocks := 40 // 1 MiB chunks, distinct (random bytes)
 	leader := c.leader(others(n))
 	c.whole(leader, 1, 30*time.Second)
 	lost := c.nonVoters(leader, others(n))[:1]
