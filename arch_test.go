@@ -34,6 +34,7 @@ var capabilities = map[string][]string{
 	"node/gateway": {"fungi"},
 	"node/mount":   {"fungi"},
 	"node/repair":  {"fungi"},
+	"node/webui":   {},
 }
 
 func TestLayering(t *testing.T) {

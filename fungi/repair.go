@@ -148,8 +148,10 @@ type RepairPlan struct {
 	Blocks  []BlockRepair
 	Objects HealthCounts
 	Counted HealthCounts // distinct blocks
-	// ObjectHealth is each object's health (its worst block).
-	ObjectHealth map[cid.Cid]Health
+	// Assessed is each object's health (its worst block's), how many
+	// holders it can lose now (its least tolerant block's) and how many
+	// distinct holders its fragments are on.
+	Assessed map[cid.Cid]ObjectAssessment
 	// Fragments is how many fragments Missing names in all (the backlog).
 	Fragments int
 	// Crowded counts blocks with every fragment present but some node
@@ -157,29 +159,57 @@ type RepairPlan struct {
 	Crowded int
 }
 
+// ObjectAssessment is one object's state in a repair plan.
+type ObjectAssessment struct {
+	Health    Health
+	Tolerance int
+	Holders   int
+	Blocks    int // leaves, repeats counted
+}
+
+// Tolerance is how many holders the cluster can lose now with every
+// object still readable: the least tolerant object's; -1 with no
+// dispersed object.
+func (p *RepairPlan) Tolerance() int {
+	tol := -1
+	for _, a := range p.Assessed {
+		if a.Holders > 0 && (tol < 0 || a.Tolerance < tol) {
+			tol = a.Tolerance
+		}
+	}
+	return tol
+}
+
 // PlanRepair assesses every block of every object and lists those that
 // lack fragments, ordered most at risk first (fewest spare fragments),
 // then by CID for a stable order. A block shared by objects with the same
 // coding and holders is listed once.
 func PlanRepair(objs []RepairObject, st RepairState) (RepairPlan, error) {
-	plan := RepairPlan{ObjectHealth: map[cid.Cid]Health{}}
-	seen := map[string]Health{}
+	plan := RepairPlan{Assessed: map[cid.Cid]ObjectAssessment{}}
+	type seenBlock struct {
+		health Health
+		tol    int
+	}
+	seen := map[string]seenBlock{}
 	for _, o := range objs {
 		m := o.Manifest
 		leaves, err := m.LeafCIDs()
 		if err != nil {
 			return plan, err
 		}
-		worst := Full
-		n := m.Coding.N
+		worst, tol, n := Full, m.Coding.N, m.Coding.N
+		on := map[string]bool{}
 		for _, leaf := range leaves {
 			holders, kept := o.Layout.Holders(leaf, n)
 			if holders == nil {
 				continue // a single node's own content: nothing to place
 			}
+			for _, h := range holders {
+				on[h] = true
+			}
 			id := string(leaf.Bytes()) + m.Coding.String() + strings.Join(holders, ",")
-			if h, ok := seen[id]; ok {
-				worst = max(worst, h)
+			if b, ok := seen[id]; ok {
+				worst, tol = max(worst, b.health), min(tol, b.tol)
 				continue
 			}
 			br := BlockRepair{Root: o.Root, Block: leaf, Coding: m.Coding, Holders: holders, Keys: make([][]byte, n)}
@@ -197,9 +227,9 @@ func PlanRepair(objs []RepairObject, st RepairState) (RepairPlan, error) {
 				}
 			}
 			br.Health, br.Tolerance = Assess(m.Coding, holders, present, len(m.Pool))
-			seen[id] = br.Health
+			seen[id] = seenBlock{br.Health, br.Tolerance}
 			plan.Counted.Add(br.Health)
-			worst = max(worst, br.Health)
+			worst, tol = max(worst, br.Health), min(tol, br.Tolerance)
 			if len(br.Missing)+len(br.Stranded) > 0 {
 				plan.Fragments += len(br.Missing)
 				plan.Blocks = append(plan.Blocks, br)
@@ -207,7 +237,10 @@ func PlanRepair(objs []RepairObject, st RepairState) (RepairPlan, error) {
 				plan.Crowded++
 			}
 		}
-		plan.ObjectHealth[o.Root] = worst
+		if len(on) == 0 {
+			tol = 0 // stored whole on one node
+		}
+		plan.Assessed[o.Root] = ObjectAssessment{Health: worst, Tolerance: tol, Holders: len(on), Blocks: len(leaves)}
 		plan.Objects.Add(worst)
 	}
 	sort.SliceStable(plan.Blocks, func(i, j int) bool {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/ipfs/boxo/files"
 	"github.com/ipfs/go-cid"
@@ -310,10 +311,22 @@ type ID struct {
 	Addrs  []string `json:"addrs"`
 	// Gateway is the IPFS gateway's address (host:port), "" if none.
 	Gateway string `json:"gateway,omitempty"`
+	Version string `json:"version"`
+	// Started is when the daemon started; Uptime its seconds since.
+	Started time.Time `json:"started"`
+	Uptime  float64   `json:"uptime_s"`
+	// Domain is this node's failure domain ("" if none).
+	Domain string `json:"domain"`
+	// Mounts are the shared tree's FUSE mount points.
+	Mounts []string `json:"mounts"`
 }
 
 func (a *api) id(w http.ResponseWriter, _ *http.Request) error {
-	out := ID{PeerID: a.host.ID().String(), Addrs: []string{}, Gateway: a.gateway}
+	out := ID{PeerID: a.host.ID().String(), Addrs: []string{}, Gateway: a.gateway, Version: Version,
+		Started: started.UTC().Truncate(time.Second), Uptime: time.Since(started).Seconds(), Domain: a.repo.Config.Cluster.Domain, Mounts: []string{}}
+	if a.mounts != nil {
+		out.Mounts = orEmpty(a.mounts.List())
+	}
 	for _, m := range a.host.Addrs() {
 		out.Addrs = append(out.Addrs, m.String())
 	}

@@ -42,10 +42,21 @@ type ClusterStatus struct {
 	// Repair is the content's health (objects full, degraded, at risk,
 	// lost) and the repair's state; absent when it cannot be known.
 	Repair *RepairStatus `json:"repair,omitempty"`
+	// CanLose is what the cluster can lose now and still work.
+	CanLose CanLose `json:"can_lose"`
 	// HealthFrom says whose view the servers' health is: "leader" (it
 	// hears from every server) or "local" (the leader did not answer; a
 	// live connection counts as healthy).
 	HealthFrom string `json:"health_from"`
+}
+
+// CanLose is what the cluster can lose now: Voters, healthy voters it
+// can lose keeping a quorum; Nodes, holders with every object still
+// readable (the least tolerant object's; -1 with no object or when the
+// content's health is not known).
+type CanLose struct {
+	Voters int `json:"voters"`
+	Nodes  int `json:"nodes"`
 }
 
 // ServerHealth is one raft server's health as this node sees it: the
@@ -144,9 +155,14 @@ func (a *api) status(ctx context.Context, local bool) ClusterStatus {
 		voters = consensus.DefaultConfig().Voters
 	}
 	out.Policy = fmt.Sprintf(PromotionPolicy, voters)
+	out.CanLose = CanLose{Voters: max(healthyVoters-(len(out.Voters)/2+1), 0), Nodes: -1}
+	if !out.Healthy {
+		out.CanLose.Voters = 0
+	}
 	if a.repairs != nil {
 		if rs, err := a.repairHealth(ctx); err == nil {
 			out.Repair = &rs
+			out.CanLose.Nodes = rs.Tolerance
 		}
 	}
 	return out

@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -207,6 +209,12 @@ type RepoStat struct {
 	Fragments     int64 `json:"fragments"`
 	FragmentBytes int64 `json:"fragment_bytes"` // payload of live fragments
 	DataBytes     int64 `json:"data_bytes"`     // ZDB data files, fragments and metadata
+	// Capacity is what this node offers the pool (configured, or the
+	// size of its file system; 0 with no_store); DiskTotal and DiskFree
+	// are the file system's that holds the data.
+	Capacity  uint64 `json:"capacity"`
+	DiskTotal uint64 `json:"disk_total"`
+	DiskFree  uint64 `json:"disk_free"`
 	// Scrub is the scrubber's progress and findings (daemon only).
 	Scrub *repair.ScrubStatus `json:"scrub,omitempty"`
 }
@@ -223,8 +231,14 @@ func (a *api) repoStat(w http.ResponseWriter, _ *http.Request) error {
 
 // RepoStat reports what the repo's ZDB holds.
 func (r *Repo) RepoStat() RepoStat {
-	return RepoStat{Fragments: r.frags.Len(), FragmentBytes: r.frags.Payload(),
+	st := RepoStat{Fragments: r.frags.Len(), FragmentBytes: r.frags.Payload(),
 		DataBytes: r.frags.DataSize() + r.meta.DataSize()}
+	st.Capacity, _ = r.usage()
+	var fs syscall.Statfs_t
+	if syscall.Statfs(filepath.Join(r.Path, r.Config.ZDB.Data), &fs) == nil {
+		st.DiskTotal, st.DiskFree = fs.Blocks*uint64(fs.Bsize), fs.Bavail*uint64(fs.Bsize)
+	}
+	return st
 }
 
 // gc: POST /api/v0/repo/gc[?min-age=D] collects orphan fragments now.

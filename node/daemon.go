@@ -113,6 +113,7 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 		return err
 	}
 	api.handleRepair()
+	api.handleWebUI()
 	// bitswap for IPFS peers, and the IPFS DHT when on
 	ipfs, err := startIPFS(ctx, repo, host, api, log)
 	if err != nil {
@@ -137,7 +138,7 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 			return err
 		}
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: guardBrowsers(api), ReadHeaderTimeout: 10 * time.Second}
 	apiPath := filepath.Join(path, apiFile)
 	if err := os.WriteFile(apiPath, []byte(l.Addr().String()+"\n"), 0o644); err != nil {
 		l.Close()

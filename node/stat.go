@@ -63,6 +63,9 @@ type BlockLayout struct {
 	CID     string   `json:"cid"`
 	Holders []string `json:"holders"`
 	Missing []int    `json:"missing,omitempty"`
+	// Corrupt lists the indices whose fragment failed its check (with
+	// verify); they are in Missing too.
+	Corrupt []int `json:"corrupt,omitempty"`
 }
 
 // holderTimeout bounds how long stat waits for one holder.
@@ -164,6 +167,7 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 			}
 			if p.bad != nil {
 				h.Corrupt++
+				st.Layout[p.block].Corrupt = append(st.Layout[p.block].Corrupt, p.index)
 			}
 			if p.ok {
 				h.Fragments++
@@ -184,6 +188,7 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 	}
 	for bi := range leaves {
 		sort.Ints(st.Layout[bi].Missing)
+		sort.Ints(st.Layout[bi].Corrupt)
 		st.SpareFragments = min(st.SpareFragments, valid[bi]-m.Coding.K)
 		if valid[bi] < m.Coding.N {
 			st.Damaged = append(st.Damaged, BlockStat{Index: at[bi], CID: leaves[bi].String(), Valid: valid[bi]})

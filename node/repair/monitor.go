@@ -21,6 +21,9 @@ type Status struct {
 	Leader  bool               `json:"leader"`
 	Objects fungi.HealthCounts `json:"objects"`
 	Blocks  fungi.HealthCounts `json:"blocks"`
+	// Tolerance is how many holders the cluster can lose now with every
+	// object readable (-1: no dispersed object).
+	Tolerance int `json:"tolerance"`
 	// Backlog is the fragments to write now; Stranded those on members
 	// down within the grace (they come back with them or move later).
 	Backlog  int `json:"backlog_fragments"`
@@ -342,7 +345,30 @@ func (s *Service) setStatus(v *view, partition string) {
 	lost, replaced := v.lostAndReplaced()
 	s.status = Status{Leader: true, Objects: v.plan.Objects, Blocks: v.plan.Counted, Backlog: v.plan.Fragments,
 		Stranded: v.stranded, Lost: lost, Replaced: replaced, Down: sortedKeys(v.down), Partition: partition,
-		Epochs: len(v.epochs), Pending: pending, Updated: time.Now()}
+		Epochs: len(v.epochs), Pending: pending, Tolerance: v.plan.Tolerance(), Updated: time.Now()}
+}
+
+// ObjectState is one object as the web console lists it.
+type ObjectState struct {
+	Root   cid.Cid
+	Size   uint64
+	Coding fungi.Coding
+	fungi.ObjectAssessment
+}
+
+// Objects assesses every object from the members' liveness and the
+// damage reports (no fragment is asked for: a member down counts its
+// fragments away). The plan behind it is kept while nothing moves.
+func (s *Service) Objects(ctx context.Context) ([]ObjectState, error) {
+	v, err := s.look(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ObjectState, 0, len(v.objs))
+	for _, o := range v.objs {
+		out = append(out, ObjectState{Root: o.Root, Size: o.Manifest.Size, Coding: o.Manifest.Coding, ObjectAssessment: v.plan.Assessed[o.Root]})
+	}
+	return out, nil
 }
 
 // Progress is how far a repair pass got.
@@ -673,7 +699,7 @@ func (s *Service) summarise(v *view, only map[cid.Cid]bool, rep *Report) {
 		if only != nil && !only[o.Root] {
 			continue
 		}
-		h := v.plan.ObjectHealth[o.Root]
+		h := v.plan.Assessed[o.Root].Health
 		rep.Objects.Add(h)
 		switch h {
 		case fungi.AtRisk:
@@ -719,7 +745,7 @@ func (s *Service) Health(ctx context.Context) (Status, error) {
 	if len(v.need) > 0 {
 		partition = v.partition()
 	}
-	st.Objects, st.Blocks, st.Backlog, st.Stranded = v.plan.Objects, v.plan.Counted, v.plan.Fragments, v.stranded
+	st.Objects, st.Blocks, st.Backlog, st.Stranded, st.Tolerance = v.plan.Objects, v.plan.Counted, v.plan.Fragments, v.stranded, v.plan.Tolerance()
 	st.Lost, st.Replaced = v.lostAndReplaced()
 	st.Down, st.Partition, st.Epochs, st.Pending = sortedKeys(v.down), partition, len(v.epochs), 0
 	for _, e := range v.epochs {
