@@ -298,6 +298,22 @@ func TestPlanRepairOrdersMostAtRiskFirst(t *testing.T) {
 	if plan.Objects != (HealthCounts{Degraded: 2, AtRisk: 1}) || plan.Fragments != 30 {
 		t.Fatalf("objects %+v, backlog %d", plan.Objects, plan.Fragments)
 	}
+	// per object: health, holders it can lose now, where it is, its size
+	for i, want := range []ObjectAssessment{
+		{Health: Degraded, Tolerance: 3, Holders: 20, Blocks: 10},
+		{Health: Degraded, Tolerance: 3, Holders: 20, Blocks: 10},
+		{Health: AtRisk, Tolerance: 0, Holders: 20, Blocks: 10},
+	} {
+		if got := plan.Assessed[objs[i].Root]; got != want {
+			t.Errorf("object %d: %+v, want %+v", i, got, want)
+		}
+	}
+	if tol := plan.Tolerance(); tol != 0 {
+		t.Errorf("the cluster can lose %d holders, want 0 (object 2 is at risk)", tol)
+	}
+	if empty := (RepairPlan{}); empty.Tolerance() != -1 {
+		t.Errorf("with no object the tolerance is %d, want -1", empty.Tolerance())
+	}
 }
 
 func TestLosses(t *testing.T) {

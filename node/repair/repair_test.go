@@ -302,6 +302,16 @@ func TestLoseRepairLoseAgain(t *testing.T) {
 	if len(f.epochs) != 0 || len(f.writes) != 0 {
 		t.Fatalf("within the grace: %d epochs, %d writes", len(f.epochs), len(f.writes))
 	}
+	// the console's list: members down count their fragments away
+	objs, err := s.Objects(ctx)
+	if err != nil || len(objs) != 3 {
+		t.Fatalf("objects: %d, %v", len(objs), err)
+	}
+	for _, o := range objs {
+		if o.Health == fungi.Full || o.Health == fungi.Lost || o.Tolerance >= 4 || o.Holders != 24 || o.Blocks != 4 || o.Size != 3<<20+1234 || o.Coding.N != 20 {
+			t.Fatalf("object within the grace: %+v", o)
+		}
+	}
 	for _, id := range first {
 		f.down[id] = 2 * time.Minute
 	}
