@@ -145,7 +145,7 @@ func RunDaemon(ctx context.Context, path string, o DaemonOptions) error {
 		return err
 	}
 	defer os.Remove(apiPath)
-	log.Info("fungi daemon: API listening", "addr", "http://"+l.Addr().String(), "repo", path)
+	log.Info("fungi daemon: API listening", "addr", "http://"+l.Addr().String(), "console", "http://"+l.Addr().String()+"/webui/", "repo", path)
 	if o.Ready != nil {
 		o.Ready(l.Addr().String())
 	}

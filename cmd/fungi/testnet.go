@@ -97,6 +97,9 @@ func runTestnet(args []string) error {
 			fmt.Printf("node %d: FUNGI_PATH=%s (api %s, gateway %s, pid %d, peer %s%s)\n", nd.Index, nd.Path, nd.API, orNone(nd.Gateway), nd.PID, nd.Peer, extra)
 			fmt.Printf("        swarm %s\n", nd.Swarm)
 		}
+		if len(st.Nodes) > 0 {
+			fmt.Printf("web console: http://%s/webui/\n", st.Nodes[0].API)
+		}
 		return nil
 	case "status":
 		sts, err := testnet.Status(*dir)
