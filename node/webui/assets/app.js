@@ -409,10 +409,11 @@ function canLose(st) {
 
 function canLoseHTML(st) {
   const cl = canLose(st);
-  const nodes = cl.nodes == null ? "—" : cl.nodes < 0 ? "no objects" : plural(cl.nodes, "node");
+  const nodes = cl.nodes == null || cl.nodes < 0 ? "—" : plural(cl.nodes, "node");
+  const why = cl.nodes != null && cl.nodes < 0 ? "no objects yet (or their health is not known)" : "with every object readable";
   return `<div class="canlose">
     <div><b id="can-lose-voters" class="${cl.voters === 0 ? "warn" : ""}">${esc(plural(cl.voters, "voter"))}</b><small>keeping quorum</small></div>
-    <div><b id="can-lose-nodes" class="${cl.nodes === 0 ? "warn" : ""}">${esc(nodes)}</b><small>with every object readable</small></div>
+    <div><b id="can-lose-nodes" class="${cl.nodes === 0 ? "warn" : ""}">${esc(nodes)}</b><small>${why}</small></div>
   </div>`;
 }
 
