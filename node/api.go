@@ -30,7 +30,8 @@ import (
 // The HTTP API, /api/v0/..., JSON in and out; errors are
 // {"error": "..."} with a 4xx (the request was wrong) or 5xx status.
 // Streams (add progress) are newline-delimited JSON; a failure after a
-// stream started is reported in the X-Stream-Error trailer.
+// stream started is reported in the X-Stream-Error trailer (and, in add's
+// progress stream, as a last {"error": "..."} line too).
 type api struct {
 	repo    *Repo
 	host    *p2p.Host
@@ -225,7 +226,10 @@ func (a *api) add(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if err != nil {
+		// in the trailer for clients, and as the stream's last line for
+		// browsers (a page's script cannot read trailers)
 		w.Header().Set("X-Stream-Error", err.Error())
+		enc.Encode(map[string]string{"error": err.Error()})
 		a.log.Warn("api: add failed", "name", name, "err", err)
 		return nil
 	}

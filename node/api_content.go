@@ -188,6 +188,9 @@ func (a *api) forward(w http.ResponseWriter, r *http.Request, leader peer.ID, en
 	}
 	if err != nil {
 		w.Header().Set("X-Stream-Error", err.Error())
+		if rerr != nil {
+			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		}
 		a.log.Warn("api: forwarded "+endpoint+" failed", "leader", leader.String(), "err", err)
 	}
 	return nil

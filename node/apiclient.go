@@ -234,10 +234,14 @@ func (a *APIClient) addNode(ctx context.Context, name string, n files.Node, o Ad
 	for sc.Scan() {
 		var line struct {
 			Bytes *int64 `json:"bytes"`
+			Error string `json:"error"`
 			AddResult
 		}
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			return nil, fmt.Errorf("daemon: bad add reply: %v", err)
+		}
+		if line.Error != "" {
+			continue // the trailer has it too
 		}
 		if line.Bytes != nil {
 			if o.Progress != nil {

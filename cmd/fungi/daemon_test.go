@@ -112,6 +112,40 @@ func TestDaemon(t *testing.T) {
 	if resp.StatusCode != 400 || !strings.Contains(string(b), "multipart") {
 		t.Fatalf("bad add body: %d %s", resp.StatusCode, b)
 	}
+	// a failure after the progress stream began: in the trailer and, for
+	// browsers, as the last line
+	mp := "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\naaa\r\n" +
+		"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b\"\r\n\r\nbbb\r\n--b--\r\n"
+	resp, err = http.Post("http://"+api+"/api/v0/add", "multipart/form-data; boundary=b", strings.NewReader(mp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if want := "one file or directory per request"; !strings.Contains(resp.Trailer.Get("X-Stream-Error"), want) || !strings.Contains(lines[len(lines)-1], `"error":`) || !strings.Contains(lines[len(lines)-1], want) {
+		t.Fatalf("two files in one add: trailer %q, stream %q", resp.Trailer.Get("X-Stream-Error"), b)
+	}
+	// the web console, and the guard that keeps other sites' pages out
+	resp, err = http.Get("http://" + api + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/webui/" || !strings.Contains(string(b), "app.js") {
+		t.Fatalf("/: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	req, _ := http.NewRequest("POST", "http://"+api+"/api/v0/add", strings.NewReader(mp))
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+	req.Header.Set("Origin", "https://evil.example")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("an add from another site's page: %d, want 403", resp.StatusCode)
+	}
 	resp, err = http.Get("http://" + api + "/metrics")
 	if err != nil {
 		t.Fatal(err)

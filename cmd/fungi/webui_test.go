@@ -72,7 +72,6 @@ func TestWebUI(t *testing.T) {
 	if got := b.text("#leader"); !strings.Contains(got, st.Leader) {
 		t.Fatalf("#leader says %q, the leader is %s", got, st.Leader)
 	}
-	b.screenshot(filepath.Join(shots, "cluster.png"))
 
 	// an object of 3 blocks, linked into the shared tree
 	rng := rand.New(rand.NewPCG(14, 1))
@@ -97,6 +96,8 @@ func TestWebUI(t *testing.T) {
 	b.wait(`#tree tr[data-name="shared"]`)
 	b.load(base+"#/files/shared", "files")
 	b.wait(`#tree tr[data-name="console.bin"]`)
+	b.load(base+"#/cluster", "cluster")
+	b.screenshot(filepath.Join(shots, "cluster.png"))
 
 	// the object's grid: blocks × fragments, all present
 	sst := c.statJSON(1, root)

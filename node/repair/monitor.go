@@ -73,6 +73,7 @@ func (s *Service) Status() Status {
 // view is one look at the cluster.
 type view struct {
 	objs     []fungi.RepairObject
+	version  uint64 // of the replicated state objs were read at
 	epochs   []Epoch
 	damages  map[string]Damage
 	live     map[string]bool // up and not failing audits
@@ -102,6 +103,7 @@ func (s *Service) look(ctx context.Context, manual bool) (*view, error) {
 	if v.objs, err = s.objects(ctx); err != nil {
 		return nil, err
 	}
+	v.version = s.objsVersion()
 	v.epochs, v.damages = s.node.Epochs(), damageSet(s.node.Damages())
 	for _, e := range v.epochs {
 		if !e.Done {
@@ -343,6 +345,7 @@ func (s *Service) setStatus(v *view, partition string) {
 		}
 	}
 	lost, replaced := v.lostAndReplaced()
+	s.statusAt = v.version
 	s.status = Status{Leader: true, Objects: v.plan.Objects, Blocks: v.plan.Counted, Backlog: v.plan.Fragments,
 		Stranded: v.stranded, Lost: lost, Replaced: replaced, Down: sortedKeys(v.down), Partition: partition,
 		Epochs: len(v.epochs), Pending: pending, Tolerance: v.plan.Tolerance(), Updated: time.Now()}
@@ -734,7 +737,11 @@ func maxTime(a, b time.Time) time.Time {
 // answer; members' health is the leader's view).
 func (s *Service) Health(ctx context.Context) (Status, error) {
 	st := s.Status()
-	if st.Leader && time.Since(st.Updated) < 2*s.cfg.Interval+time.Second {
+	s.mu.Lock()
+	current := s.statusAt == s.node.Version()
+	s.mu.Unlock()
+	// the monitor's last view, unless an object or epoch came since
+	if st.Leader && current && time.Since(st.Updated) < 2*s.cfg.Interval+time.Second {
 		return st, nil
 	}
 	v, err := s.look(ctx, false)

@@ -164,6 +164,7 @@ type Service struct {
 
 	mu        sync.Mutex
 	status    Status
+	statusAt  uint64 // the replicated state's version status was seen at
 	leadSince time.Time
 	audits    map[string]*auditRecord
 	objs      []fungi.RepairObject

@@ -983,8 +983,9 @@ function renderObject(ctx, { st, id }) {
     const corrupt = Math.max(h.corrupt || 0, corruptBy.get(h.id) || 0);
     return `<tr data-holder="${esc(h.id)}" class="${h.reachable ? "" : "down"}">
       <td><span class="swatch" data-color="${esc(holderColor(h.id))}"></span></td>
-      <td><span class="mono" title="${esc(h.id)}">${esc(shortId(h.id, 8, 10))}</span></td>
-      <td class="num">${fmtNum(h.fragments)}</td><td class="num">${fmtNum(h.missing)}</td><td class="num">${fmtNum(corrupt)}</td>
+      <td><span class="mono" title="${esc(h.id)}">${esc(shortId(h.id, 6, 8))}</span></td>
+      <td class="num">${fmtNum(h.fragments)}</td>
+      <td class="num">${h.reachable ? fmtNum(h.missing) : "—"}</td><td class="num">${h.reachable ? fmtNum(corrupt) : "—"}</td>
       <td>${h.reachable ? `<span class="dot ok"></span>reachable` : `<span class="dot bad"></span>unreachable`}</td></tr>`;
   }).join("") || `<tr class="empty"><td colspan="6">No holders.</td></tr>`);
   renderGrid(ctx, st);
