@@ -3,9 +3,10 @@
 // node's HTTP API like any other client (no server-side rendering, no
 // build step, no script or style from anywhere but the node).
 //
-// The pages (assets/app.js) are a small hash-routed application:
-// overview, node, cluster, objects (and one object's fragment grid),
-// the shared tree and activity. Each page polls the API every two
+// The pages (assets/*.js, loaded in order by index.html; app.js boots)
+// are a small hash-routed application: overview, node, cluster, objects
+// (and one object's fragment grid), the shared tree and activity. Each
+// page polls the API every two
 // seconds while it is shown, so a node that dies or an object that
 // changes shows without a reload.
 package webui
