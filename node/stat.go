@@ -68,8 +68,18 @@ type BlockLayout struct {
 	Corrupt []int `json:"corrupt,omitempty"`
 }
 
-// holderTimeout bounds how long stat waits for one holder.
+// holderTimeout bounds how long stat waits for one request to a holder.
 const holderTimeout = 15 * time.Second
+
+// Stat asks a holder in requests of at most these many keys: presence
+// checks are small; fetched fragments (64 KiB each at the default block
+// size) are checked and dropped a few MiB at a time, so verifying an
+// object of any size holds little in memory and no request runs into
+// the timeout.
+const (
+	hasBatch    = 4096
+	verifyBatch = 64
+)
 
 // fragmentBatcher is a store that answers many keys at once (the
 // fragment exchange).
@@ -136,11 +146,7 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// a holder that does not answer in time is unreachable; it
-			// must not hold up the report
-			ctx, cancel := context.WithTimeout(ctx, holderTimeout)
-			defer cancel()
-			check(ctx, stores[id], ps, verify, func(p *probe, data []byte) error {
+			checkHolder(ctx, stores[id], ps, verify, func(p *probe, data []byte) error {
 				return codec.Verify(leaves[p.block], p.index, data)
 			})
 		}()
@@ -223,6 +229,41 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 
 // check asks one holder about its probes: in batches when it can, else
 // one at a time.
+// checkHolder checks a holder's probes a batch at a time. A holder that
+// does not answer a batch in time, or at all, is unreachable: the rest of
+// its probes get the same error without being asked, so it never holds
+// up the report.
+func checkHolder(ctx context.Context, s fungi.FragmentStore, ps []*probe, verify bool, valid func(*probe, []byte) error) {
+	n := hasBatch
+	if verify {
+		n = verifyBatch
+	}
+	for len(ps) > 0 {
+		batch := ps[:min(n, len(ps))]
+		ps = ps[len(batch):]
+		bctx, cancel := context.WithTimeout(ctx, holderTimeout)
+		check(bctx, s, batch, verify, valid)
+		cancel()
+		if err := unanswered(batch); err != nil {
+			for _, p := range ps {
+				p.err = err
+			}
+			return
+		}
+	}
+}
+
+// unanswered returns the error of a batch no probe of which got an
+// answer (found or not found); nil if some did.
+func unanswered(batch []*probe) error {
+	for _, p := range batch {
+		if p.err == nil || errors.Is(p.err, fungi.ErrFragmentNotFound) {
+			return nil
+		}
+	}
+	return batch[0].err
+}
+
 func check(ctx context.Context, s fungi.FragmentStore, ps []*probe, verify bool, valid func(*probe, []byte) error) {
 	if b, ok := s.(fragmentBatcher); ok {
 		keys := make([][]byte, len(ps))
