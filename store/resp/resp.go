@@ -114,12 +114,7 @@ func (r *Reader) ReadCommand() (Command, error) {
 		}
 		switch b {
 		case '*':
-			// an empty or null array yields no command: loop, don't recurse,
-			// so a stream of them cannot overflow the stack
-			cmd, err := r.readArray()
-			if err != nil || len(cmd.Args) > 0 {
-				return cmd, err
-			}
+			return r.readArray()
 		case '\r', '\n':
 			continue // stray line ends between commands, as redis tolerates
 		default:
@@ -140,10 +135,8 @@ func (r *Reader) readArray() (Command, error) {
 		return Command{}, unexpected(err)
 	}
 	if n < 1 {
-		if n == 0 || n == -1 {
-			// redis ignores empty and null arrays
-			return Command{}, nil
-		}
+		// 0-db refuses empty and null arrays at once (redis skips them:
+		// a client that sent one would wait for a reply that never comes)
 		return Command{}, protoErr("invalid multibulk length")
 	}
 	if n > int64(r.limits.MaxArgs) {

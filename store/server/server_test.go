@@ -334,6 +334,8 @@ func TestBadInput(t *testing.T) {
 		{"negative bulk", "*1\r\n$-5\r\n", "-Protocol error: invalid bulk length\r\n"},
 		{"huge bulk", "*1\r\n$99999999999\r\n", "-Protocol error: invalid bulk length\r\n"},
 		{"bad multibulk", "*-7\r\n", "-Protocol error: invalid multibulk length\r\n"},
+		{"empty array", "*0\r\n", "-Protocol error: invalid multibulk length\r\n"}, // at once, as 0-db
+		{"null array", "*-1\r\n", "-Protocol error: invalid multibulk length\r\n"},
 		{"not a bulk", "*1\r\n:5\r\n", "-Protocol error: expected '$', got ':'\r\n"},
 		{"missing crlf", "*1\r\n$4\r\nPINGxx", "-Protocol error: expected CRLF after bulk string\r\n"},
 		{"garbage", "\x00\xff\xfe garbage\r\nPING\r\n", "-Command not supported\r\n+PONG\r\n"},
