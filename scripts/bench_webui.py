@@ -153,7 +153,9 @@ class Meter:
     name to a function returning its pids now (a process born during the
     span counts whole). The rest of the machine (others) is every other
     process's utime+stime and that of the children it reaped meanwhile
-    (so short-lived commands, such as a compiler's, count), kernel threads
+    (so short-lived commands, such as a compiler's, count), less what the
+    processes that ended during the span had used before it (a reaped
+    child's whole life lands in its reaper's figures), kernel threads
     included; /proc/stat's tick-sampled totals undercount on this VM."""
 
     def __init__(self, groups):
@@ -185,6 +187,12 @@ class Meter:
             d = own + kids - (b[1] + b[2] if b and b[0] == st else 0)
             others += d
             top[name] = top.get(name, 0) + d
+        for p, (st, own, kids, name) in all0.items():
+            if p in ours or (p in all1 and all1[p][0] == st):
+                continue
+            others -= own + kids  # ended during the span: its earlier CPU is not the span's
+            top[name] = top.get(name, 0) - (own + kids)
+        others = max(0.0, others)
         out["others_cpu_s"] = round(others, 3)
         out["others_top"] = [[n, round(c, 2)] for n, c in sorted(top.items(), key=lambda x: -x[1])[:4] if c > 0]
         return out
@@ -844,7 +852,7 @@ def render(d):
         if b.get("idle_after"):
             rows += [("idle again (after)", b["idle_after"]), ("idle, both windows (the baseline)", iw)]
         for label, x in rows:
-            lines.append("| %s | %s | %.1f | %.1f | %.1f |" % (label, " | ".join("%.1f" % x["core_pct"][g] for g in daemons(x)),
+            lines.append("| %s%s | %s | %.1f | %.1f | %.1f |" % (label, busy_mark(x), " | ".join("%.1f" % x["core_pct"][g] for g in daemons(x)),
                                                               sum(x["core_pct"][g] for g in daemons(x)), x["core_pct"]["chromium"],
                                                               x["others_core_pct"]))
         flag = ""
@@ -875,6 +883,13 @@ def others(w, leader):
     return [g for g in daemons(w) if g not in ("node1", "node%d" % leader)]
 
 
+BUSY_PCT = 25.0  # the rest of the machine above this (% of a core) marks a window
+
+
+def busy_mark(w):
+    return " (**busy machine**)" if w.get("others_core_pct", 0) > BUSY_PCT else ""
+
+
 def window_row(label, w, leader):
     ds = daemons(w)
     cells = ["%.1f" % w["core_pct"]["node1"]]
@@ -884,7 +899,7 @@ def window_row(label, w, leader):
     cells.append("%.1f" % sum(w["core_pct"][g] for g in ds))
     cells.append("%.1f" % w["core_pct"]["chromium"])
     cells.append("%.1f" % w["others_core_pct"])
-    return "| %s | %s | %s |" % (label, w.get("polls", "-"), " | ".join(cells))
+    return "| %s%s | %s | %s |" % (label, busy_mark(w), w.get("polls", "-"), " | ".join(cells))
 
 
 def baseline(part):
