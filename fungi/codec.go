@@ -330,6 +330,20 @@ func (c *Codec) Verify(blockCID cid.Cid, index int, frag []byte) error {
 	return err
 }
 
+// checkSlot checks what Verify checks but the tag: the fragment's header
+// parses and says it is fragment index of this codec's coding, of its
+// length. The Reader's optimistic decode uses it (see Reader.fetch).
+func (c *Codec) checkSlot(index int, frag []byte) error {
+	h, err := ParseFragmentHeader(frag)
+	switch {
+	case err != nil:
+		return fmt.Errorf("fragment %d: %w: %w", index, ErrCorruptFragment, err)
+	case h.Index != index || h.Coding != c.coding || len(frag) != h.FragmentSize():
+		return fmt.Errorf("fragment %d: %w: does not fit its slot", index, ErrCorruptFragment)
+	}
+	return nil
+}
+
 func (c *Codec) verify(mac *blake3.Hasher, index int, frag []byte) (FragmentHeader, error) {
 	h, err := ParseFragmentHeader(frag)
 	if err != nil {
@@ -362,20 +376,20 @@ func (c *Codec) verify(mac *blake3.Hasher, index int, frag []byte) (FragmentHead
 // "have X of K required fragments") or ErrBlockMismatch. frags are not
 // modified; the returned slice is the caller's. Safe for concurrent use.
 func (c *Codec) Decode(blockCID cid.Cid, frags [][]byte) ([]byte, error) {
-	return c.decode(blockCID, frags, false)
+	data, _, err := c.decode(blockCID, frags, false, false)
+	return data, err
 }
 
-// decodeVerified is Decode for fragments that each passed Verify with this
-// codec already (the Reader verifies as fragments arrive): their tags are
-// not hashed a second time. The result is still checked against the CID.
-func (c *Codec) decodeVerified(blockCID cid.Cid, frags [][]byte) ([]byte, error) {
-	return c.decode(blockCID, frags, true)
-}
-
-func (c *Codec) decode(blockCID cid.Cid, frags [][]byte, verified bool) ([]byte, error) {
+// decode is Decode. With verified, the fragments' tags are not hashed:
+// they passed Verify already, or the caller decodes optimistically and
+// verifies them only if the result fails (the result is checked against
+// the CID either way, so unverified fragments can make decode fail, never
+// return other bytes). With pooled, the result is in a pooled buffer,
+// returned too: the caller gives it back with putBuf once done with it.
+func (c *Codec) decode(blockCID cid.Cid, frags [][]byte, verified, pooled bool) ([]byte, *pooledBuf, error) {
 	k, n := c.coding.K, c.coding.N
 	if len(frags) != n {
-		return nil, fmt.Errorf("decode %s: got %d fragment slots, coding %s has %d", blockCID, len(frags), c.coding, n)
+		return nil, nil, fmt.Errorf("decode %s: got %d fragment slots, coding %s has %d", blockCID, len(frags), c.coding, n)
 	}
 	id := blockCID.KeyString()
 	mac := c.macHasher(id)
@@ -442,25 +456,35 @@ func (c *Codec) decode(blockCID cid.Cid, frags [][]byte, verified bool) ([]byte,
 		if firstErr != nil {
 			detail += "; first rejected: " + firstErr.Error()
 		}
-		return nil, fmt.Errorf("decode %s: %w: have %d of %d required fragments (%d missing, %d rejected%s)",
+		return nil, nil, fmt.Errorf("decode %s: %w: have %d of %d required fragments (%d missing, %d rejected%s)",
 			blockCID, ErrNotEnoughFragments, best, k, missing, rejected, detail)
 	}
-	data, err := c.decodeGroup(id, &use.h, use.idx, frags)
+	data, out, err := c.decodeGroup(id, &use.h, use.idx, frags, pooled)
+	if err == nil {
+		err = checkBlock(blockCID, data)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("decode %s: %w", blockCID, err)
+		if out != nil {
+			putBuf(out)
+		}
+		return nil, nil, fmt.Errorf("decode %s: %w", blockCID, err)
 	}
-	if err := checkBlock(blockCID, data); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", blockCID, err)
-	}
-	return data, nil
+	return data, out, nil
 }
 
 // decodeGroup rebuilds, decrypts and decompresses the block from K verified
-// fragments (idx, ascending) that share header h.
-func (c *Codec) decodeGroup(id string, h *FragmentHeader, idx []int, frags [][]byte) ([]byte, error) {
+// fragments (idx, ascending) that share header h. With pooled, the block
+// is returned in a pooled buffer (for an uncompressed block, the scratch
+// buffer it was decrypted in, in place: no second buffer, no copy).
+func (c *Codec) decodeGroup(id string, h *FragmentHeader, idx []int, frags [][]byte, pooled bool) (_ []byte, _ *pooledBuf, err error) {
 	k, ss := c.coding.K, h.ShardSize
 	buf := getBuf(k * ss)
-	defer putBuf(buf)
+	keep := false
+	defer func() {
+		if !keep {
+			putBuf(buf)
+		}
+	}()
 	b := buf.b
 	shards := make([][]byte, c.rsData+c.rsPar)
 	for j := 0; j < k; j++ {
@@ -482,7 +506,7 @@ func (c *Codec) decodeGroup(id string, h *FragmentHeader, idx []int, frags [][]b
 	}
 	if need > 0 {
 		if err := c.rs.ReconstructData(shards); err != nil {
-			return nil, fmt.Errorf("%w: erasure decoding: %v", ErrBlockMismatch, err)
+			return nil, nil, fmt.Errorf("%w: erasure decoding: %v", ErrBlockMismatch, err)
 		}
 		for j := 0; j < k; j++ {
 			if &shards[j][0] != &b[j*ss] { // the library allocated instead
@@ -493,35 +517,54 @@ func (c *Codec) decodeGroup(id string, h *FragmentHeader, idx []int, frags [][]b
 	ct := b[:h.CipherLen]
 	for _, x := range b[h.CipherLen:] {
 		if x != 0 {
-			return nil, fmt.Errorf("%w: non-zero shard padding", ErrBlockMismatch)
+			return nil, nil, fmt.Errorf("%w: non-zero shard padding", ErrBlockMismatch)
 		}
 	}
 	keys := c.aeadKeys(id, h.Compressed)
 	aead, err := newGCM(keys.key[:])
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	aad := c.aad(id, h.Compressed)
 	if !h.Compressed {
+		if pooled {
+			out, err := aead.Open(ct[:0], h.Nonce[:], ct, aad)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: decrypt: %v", ErrBlockMismatch, err)
+			}
+			keep = true
+			buf.b = out
+			return out, buf, nil
+		}
 		out := make([]byte, h.CipherLen-gcmTagSize)
 		if _, err := aead.Open(out[:0], h.Nonce[:], ct, aad); err != nil {
-			return nil, fmt.Errorf("%w: decrypt: %v", ErrBlockMismatch, err)
+			return nil, nil, fmt.Errorf("%w: decrypt: %v", ErrBlockMismatch, err)
 		}
-		return out, nil
+		return out, nil, nil
 	}
 	pt, err := aead.Open(ct[:0], h.Nonce[:], ct, aad)
 	if err != nil {
-		return nil, fmt.Errorf("%w: decrypt: %v", ErrBlockMismatch, err)
+		return nil, nil, fmt.Errorf("%w: decrypt: %v", ErrBlockMismatch, err)
 	}
 	size, err := s2.DecodedLen(pt)
 	if err != nil || size > MaxBlockSize || size <= len(pt) {
-		return nil, fmt.Errorf("%w: bad compressed payload (length %d, %v)", ErrBlockMismatch, size, err)
+		return nil, nil, fmt.Errorf("%w: bad compressed payload (length %d, %v)", ErrBlockMismatch, size, err)
 	}
-	out := make([]byte, size)
+	var out []byte
+	var ob *pooledBuf
+	if pooled {
+		ob = getBuf(size)
+		out = ob.b
+	} else {
+		out = make([]byte, size)
+	}
 	if _, err := s2.Decode(out, pt); err != nil {
-		return nil, fmt.Errorf("%w: decompress: %v", ErrBlockMismatch, err)
+		if ob != nil {
+			putBuf(ob)
+		}
+		return nil, nil, fmt.Errorf("%w: decompress: %v", ErrBlockMismatch, err)
 	}
-	return out, nil
+	return out, ob, nil
 }
 
 // checkBlock recomputes the block's multihash with its CID's prefix.

@@ -76,7 +76,7 @@ func (r *Reader) Block(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if b, ok := r.cache.get(c); ok {
 		return b, nil
 	}
-	b, err := r.fetch(ctx, c)
+	b, _, err := r.fetch(ctx, c, false)
 	if err != nil {
 		return nil, err
 	}
@@ -84,11 +84,37 @@ func (r *Reader) Block(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return b, nil
 }
 
-func (r *Reader) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
+// BlockBuf returns the verified content of a leaf block for a single use
+// (a stream writing it out): from the cache when it is there, else fetched
+// into a pooled buffer and not cached. Release the Buf once done with it.
+func (r *Reader) BlockBuf(ctx context.Context, c cid.Cid) (Buf, error) {
+	if b, ok := r.cache.get(c); ok {
+		return Buf{B: b}, nil
+	}
+	b, p, err := r.fetch(ctx, c, true)
+	if err != nil {
+		return Buf{}, err
+	}
+	return Buf{B: b, p: p}, nil
+}
+
+// fetch gets K fragments of c from the nearest holders and decodes them.
+//
+// When c's hash is cryptographic (cidFixesBlock), fragments are decoded
+// optimistically: only their headers are checked as they arrive, not
+// their tags, since the decoded block is checked against c anyway (and
+// AES-GCM authenticates it). That saves hashing every fragment (a BLAKE3
+// over each byte read). If the block fails, the tags are checked then, to
+// find the bad fragments: they are reported and replaced by others, as
+// when checked on arrival.
+//
+// Fragments of stores that pool them go back to the pool once decoded.
+// With pooled, the block is returned in a pooled buffer too.
+func (r *Reader) fetch(ctx context.Context, c cid.Cid, pooled bool) ([]byte, *pooledBuf, error) {
 	k, n := r.coding.K, r.coding.N
 	targets, err := r.place.Place(c, n)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// nearest holders first; in systematic mode prefer data fragments at
 	// equal latency (they decode without solving)
@@ -125,7 +151,27 @@ func (r *Reader) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
 	hedge := time.NewTimer(slowest + r.HedgeAfter)
 	defer hedge.Stop()
 	frags := make([][]byte, n)
+	// release gives back fragment i's buffer when its store pooled it
+	release := func(i int, b []byte) {
+		if _, ok := targets[i].Store.(FragmentPooler); ok && b != nil {
+			ReleaseFragment(b)
+		}
+	}
+	defer func() {
+		for i, f := range frags {
+			release(i, f)
+		}
+	}()
+	optimistic := cidFixesBlock(c)
 	var lastErr error
+	bad := func(i int, err error) {
+		t := targets[i]
+		r.lat.Fail(t.ID)
+		lastErr = err
+		if r.OnBadFragment != nil {
+			r.OnBadFragment(t.ID, c, i, err)
+		}
+	}
 	for {
 		select {
 		case f := <-results:
@@ -133,15 +179,16 @@ func (r *Reader) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
 			started[f.index] = time.Time{}
 			t := targets[f.index]
 			if f.err == nil {
-				f.err = r.codec.Verify(c, f.index, f.data)
+				if optimistic {
+					f.err = r.codec.checkSlot(f.index, f.data)
+				} else {
+					f.err = r.codec.Verify(c, f.index, f.data)
+				}
 			}
 			if f.err != nil {
+				release(f.index, f.data)
 				if !errors.Is(f.err, context.Canceled) {
-					r.lat.Fail(t.ID)
-					lastErr = f.err
-					if r.OnBadFragment != nil {
-						r.OnBadFragment(t.ID, c, f.index, f.err)
-					}
+					bad(f.index, f.err)
 				}
 			} else {
 				r.lat.Observe(t.ID, f.took)
@@ -152,24 +199,48 @@ func (r *Reader) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
 				valid++
 			}
 			if valid >= k {
-				cancel()
-				// holders still silent were slower than this block took:
-				// their estimates learn it (a hung holder sinks in the
-				// ranking instead of being asked first again)
-				for i, at := range started {
-					if !at.IsZero() {
-						if d := time.Since(at); d > est[i] {
-							r.lat.Observe(targets[i].ID, d)
+				data, out, err := r.codec.decode(c, frags, true, pooled)
+				if err != nil && optimistic {
+					// a fragment lied in a way its header did not show:
+					// its tag tells which
+					optimistic = false
+					valid = 0
+					for i, fr := range frags {
+						if fr == nil {
+							continue
+						}
+						if verr := r.codec.Verify(c, i, fr); verr != nil {
+							frags[i] = nil
+							release(i, fr)
+							bad(i, verr)
+						} else {
+							valid++
 						}
 					}
+					if valid >= k {
+						data, out, err = r.codec.decode(c, frags, true, pooled)
+					}
 				}
-				return r.codec.decodeVerified(c, frags)
+				if valid >= k {
+					cancel()
+					// holders still silent were slower than this block took:
+					// their estimates learn it (a hung holder sinks in the
+					// ranking instead of being asked first again)
+					for i, at := range started {
+						if !at.IsZero() {
+							if d := time.Since(at); d > est[i] {
+								r.lat.Observe(targets[i].ID, d)
+							}
+						}
+					}
+					return data, out, err
+				}
 			}
 			for next < n && valid+inflight < k {
 				launch()
 			}
 			if inflight == 0 {
-				return nil, &UnavailableError{Block: c, Have: valid, Need: k, Last: lastErr}
+				return nil, nil, &UnavailableError{Block: c, Have: valid, Need: k, Last: lastErr}
 			}
 		case <-hedge.C:
 			if next < n {
@@ -177,7 +248,7 @@ func (r *Reader) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
 				hedge.Reset(r.HedgeAfter)
 			}
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
 }

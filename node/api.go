@@ -258,42 +258,59 @@ func (a *api) cat(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("length %q: not a byte count", s)
 		}
 	}
-	rd, err := a.repo.Cat(r.Context(), c)
+	fs, err := a.repo.CatStream(r.Context(), c)
 	if err != nil {
 		return err
 	}
-	size := int64(rd.Size())
+	size := fs.Size()
 	if offset > size {
 		return fmt.Errorf("offset %d: %w (%d bytes)", offset, ErrBadRange, size)
-	}
-	if _, err := rd.Seek(offset, io.SeekStart); err != nil {
-		return err
 	}
 	n := size - offset
 	if length >= 0 && length < n {
 		n = length
 	}
-	body := io.LimitReader(rd, n)
-	// the first block before the headers: content that cannot be read
-	// gets an error status, not a cut-off 200
-	first := make([]byte, min(n, 256<<10))
-	if _, err := io.ReadFull(body, first); err != nil {
-		return err
+	// the headers go with the first bytes: content that cannot be read at
+	// all gets an error status, not a cut-off 200
+	out := &catWriter{w: w, size: size, n: n}
+	copied, err := fs.WriteRange(r.Context(), out, offset, n)
+	a.read.Add(float64(copied))
+	if err != nil {
+		if !out.started {
+			return err
+		}
+		w.Header().Set("X-Stream-Error", err.Error())
+		return nil
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("X-Content-Size", strconv.FormatInt(size, 10))
-	w.Header().Set("X-Content-Length", strconv.FormatInt(n, 10))
+	out.start() // an empty range
+	return nil
+}
+
+// catWriter sends cat's headers before its first bytes.
+type catWriter struct {
+	w       http.ResponseWriter
+	size, n int64
+	started bool
+}
+
+func (cw *catWriter) start() {
+	if cw.started {
+		return
+	}
+	cw.started = true
+	h := cw.w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("X-Content-Size", strconv.FormatInt(cw.size, 10))
+	h.Set("X-Content-Length", strconv.FormatInt(cw.n, 10))
 	// no Content-Length: a failure later in the stream must reach the
 	// client in the trailer, which needs a chunked body
-	w.Header().Set("Trailer", "X-Stream-Error")
-	w.Write(first)
-	// 1 MiB writes (a block at a time), not io.Copy's 32 KiB
-	copied, err := io.CopyBuffer(struct{ io.Writer }{w}, body, make([]byte, 1<<20))
-	a.read.Add(float64(copied + int64(len(first))))
-	if err != nil {
-		w.Header().Set("X-Stream-Error", err.Error())
-	}
-	return nil
+	h.Set("Trailer", "X-Stream-Error")
+	cw.w.WriteHeader(http.StatusOK)
+}
+
+func (cw *catWriter) Write(p []byte) (int, error) {
+	cw.start()
+	return cw.w.Write(p)
 }
 
 func (a *api) ls(w http.ResponseWriter, r *http.Request) error {

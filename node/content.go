@@ -541,6 +541,20 @@ func (r *Repo) Cat(ctx context.Context, c cid.Cid) (uio.DagReader, error) {
 	return uio.NewDagReader(ctx, nd, dag)
 }
 
+// CatStream opens a file for one sequential read (cat): its leaves are
+// fetched ahead into pooled buffers and written out from there, without
+// the copies and the cache of Cat's reader.
+func (r *Repo) CatStream(ctx context.Context, c cid.Cid) (*fungi.FileStream, error) {
+	nd, dag, _, err := r.object(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if isDir(nd) {
+		return nil, fmt.Errorf("%s %w", c, ErrIsDirectory)
+	}
+	return fungi.NewFileStream(ctx, dag, nd)
+}
+
 func isDir(nd ipld.Node) bool {
 	fsn, err := ft.ExtractFSNode(nd)
 	if err != nil {

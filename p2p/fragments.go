@@ -124,6 +124,8 @@ const (
 	// outgoing frame rather than copied into it.
 	refMin = 4 << 10
 	ioBuf  = 64 << 10
+	// replyBuf: the client's read buffer (see readLoop)
+	replyBuf = 4 << 10
 )
 
 // fragLimits are the exchange's tunables; tests shrink the timeouts.
@@ -413,6 +415,54 @@ func readFrameHeader(r io.Reader, maxBody int) (frameHeader, error) {
 		return frameHeader{}, fmt.Errorf("%w: frame size %d out of range [5, %d]", errMalformed, size, 5+maxBody)
 	}
 	return frameHeader{kind: b[4], id: binary.BigEndian.Uint32(b[5:]), n: int(size - 5)}, nil
+}
+
+// readReply reads one reply frame and decodes it: err is a frame that
+// could not be read, bad one that does not decode. The value of a get's
+// reply (a fragment) is read into a buffer of fungi.FragmentBuffer, which
+// becomes the caller's (FragmentClient.PooledFragments).
+func readReply(r io.Reader) (h frameHeader, rep fragReply, bad, err error) {
+	if h, err = readFrameHeader(r, maxFrameBody); err != nil {
+		return h, rep, nil, err
+	}
+	var status [1]byte
+	get := h.kind == byte(opGet)|replyBit && h.n >= 2 && h.n-1 <= MaxFragmentSize
+	pooled := false
+	if get {
+		if err := readBody(r, status[:]); err != nil {
+			return h, rep, nil, err
+		}
+		pooled = fragStatus(status[0]) == stOK
+	}
+	if pooled {
+		v := fungi.FragmentBuffer(h.n - 1)
+		if err := readBody(r, v); err != nil {
+			fungi.ReleaseFragment(v)
+			return h, rep, nil, err
+		}
+		return h, fragReply{status: stOK, value: v[:len(v):len(v)]}, nil, nil
+	}
+	body := make([]byte, h.n)
+	rest := body
+	if get { // the status is read already
+		body[0], rest = status[0], body[1:]
+	}
+	if err := readBody(r, rest); err != nil {
+		return h, rep, nil, err
+	}
+	rep, bad = decodeReply(h.kind, body)
+	return h, rep, bad, nil
+}
+
+// readBody reads a frame's body (or the rest of it).
+func readBody(r io.Reader, body []byte) error {
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("%w: body cut short", errMalformed)
+		}
+		return err
+	}
+	return nil
 }
 
 // readFrame reads one whole frame.
@@ -1158,6 +1208,10 @@ func newFragmentClient(h *Host, p peer.ID, lim fragLimits) *FragmentClient {
 // Peer returns the ID of the peer c talks to.
 func (c *FragmentClient) Peer() peer.ID { return c.peer }
 
+// PooledFragments says that GetFragment's fragments are read into buffers
+// of fungi.FragmentBuffer that become the caller's (fungi.FragmentPooler).
+func (c *FragmentClient) PooledFragments() {}
+
 // GetFragment fetches the fragment stored under key.
 func (c *FragmentClient) GetFragment(ctx context.Context, key []byte) ([]byte, error) {
 	rep, err := c.single(ctx, fragRequest{op: opGet, keys: [][]byte{key}})
@@ -1626,7 +1680,10 @@ func (st *fragStream) writeLoop() {
 
 func (st *fragStream) readLoop() {
 	defer st.c.h.handlers.Done()
-	br := bufio.NewReaderSize(st.s, ioBuf)
+	// a small buffer: a fragment's bytes then go from the stream straight
+	// into their own buffer (bufio reads directly into a destination at
+	// least its size) instead of through this one
+	br := bufio.NewReaderSize(st.s, replyBuf)
 	if err := st.readPreamble(br); err != nil {
 		st.finish(err, !errors.Is(err, errIdle))
 		return
@@ -1637,12 +1694,11 @@ func (st *fragStream) readLoop() {
 			return
 		}
 		st.s.SetReadDeadline(time.Now().Add(st.c.lim.frame))
-		hdr, body, err := readFrame(br, maxFrameBody)
-		if err != nil {
-			st.finish(err, true)
+		hdr, rep, err, rerr := readReply(br)
+		if rerr != nil {
+			st.finish(rerr, true)
 			return
 		}
-		rep, err := decodeReply(hdr.kind, body)
 		st.mu.Lock()
 		call := st.pending[hdr.id]
 		delete(st.pending, hdr.id)
