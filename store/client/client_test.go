@@ -305,6 +305,14 @@ func TestPipelining(t *testing.T) {
 	}
 }
 
+// The server refuses a command of more than server.MaxArgs arguments at
+// once; GetMany's MGETs (the name and MGETBatch keys) must stay within it.
+func TestMGETBatchWithinServerLimit(t *testing.T) {
+	if client.MGETBatch+1 > server.MaxArgs {
+		t.Fatalf("MGET of MGETBatch (%d) keys is over the server's %d arguments", client.MGETBatch, server.MaxArgs)
+	}
+}
+
 func TestSetManyPartialFailure(t *testing.T) {
 	e := newEnv(t, server.Config{})
 	c, ns := e.nsClient(t, client.Config{})

@@ -4,9 +4,11 @@
 // arrays.
 //
 // The Reader never trusts a length it reads: bulk strings and arrays are
-// bounded by Limits, and a request larger than allowed is skipped on the wire
-// so the connection stays usable (ErrTooLarge), while a stream that cannot be
-// resynchronised yields a *ProtocolError and must be closed.
+// bounded by Limits and refused as soon as their header is read, never after
+// waiting for the data they announce. A bulk string larger than allowed makes
+// ReadCommand return ErrTooLarge at once; the rest of that command is skipped
+// on the wire by the next call, so the connection stays usable. A stream that
+// cannot be resynchronised yields a *ProtocolError and must be closed.
 //
 // A Reader is owned by one goroutine; the slices in a Command it returns are
 // valid only until the next call to ReadCommand.
@@ -25,7 +27,7 @@ type Limits struct {
 	// MaxArgs is the largest number of arguments in one command.
 	MaxArgs int
 	// MaxBulk is the largest bulk string kept; a larger one (up to MaxSkip)
-	// is read and dropped, and ReadCommand returns ErrTooLarge.
+	// makes ReadCommand return ErrTooLarge and is dropped.
 	MaxBulk int
 	// MaxSkip is the largest bulk string the Reader will skip over to stay in
 	// sync; anything larger is a protocol error.
@@ -45,8 +47,10 @@ func DefaultLimits() Limits {
 	}
 }
 
-// ErrTooLarge reports a command with an argument over Limits.MaxBulk. The
-// command was consumed from the stream; the connection may go on.
+// ErrTooLarge reports a command with an argument over Limits.MaxBulk, as
+// soon as that argument's header is read. The next ReadCommand skips the rest
+// of the command on the wire before reading the next one (see Skipping); the
+// connection may go on.
 var ErrTooLarge = errors.New("argument too large")
 
 // ProtocolError is a malformed stream. The connection cannot be trusted to be
@@ -74,6 +78,11 @@ type Reader struct {
 	buf    []byte   // backing store for args of the current command
 	args   [][]byte // reused between commands
 	endBuf []int    // reused between commands
+
+	// the rest of a command refused with ErrTooLarge, still on the wire
+	skipping  bool
+	skipBytes int64 // payload left in the refused bulk string (its CRLF follows)
+	skipArgs  int64 // bulk strings after it
 }
 
 // NewReader returns a Reader over br with the given limits (zero fields take
@@ -100,12 +109,22 @@ func NewReader(br *bufio.Reader, l Limits) *Reader {
 // so a server should flush its replies first.
 func (r *Reader) Buffered() int { return r.br.Buffered() }
 
+// Skipping reports whether the rest of a command refused with ErrTooLarge
+// is still to come: the next ReadCommand will wait for it, so a server should
+// treat the connection as in the middle of a command.
+func (r *Reader) Skipping() bool { return r.skipping }
+
 // ReadCommand reads the next command. It returns io.EOF on a clean end of
 // stream between commands, io.ErrUnexpectedEOF inside one, ErrTooLarge (the
-// command was skipped) or a *ProtocolError.
+// rest of the command will be skipped) or a *ProtocolError.
 func (r *Reader) ReadCommand() (Command, error) {
 	if cap(r.buf) > keepBuf {
 		r.buf = nil // don't pin a large value's buffer to an idle connection
+	}
+	if r.skipping {
+		if err := r.skipRest(); err != nil {
+			return Command{}, err
+		}
 	}
 	for {
 		b, err := r.br.ReadByte()
@@ -135,42 +154,39 @@ func (r *Reader) readArray() (Command, error) {
 		return Command{}, unexpected(err)
 	}
 	if n < 1 {
-		// 0-db refuses empty and null arrays at once (redis skips them:
-		// a client that sent one would wait for a reply that never comes)
+		// refused at once, as 0-db does (redis skips empty and null
+		// arrays: a client that sent one would wait for a reply that never
+		// comes). 0-db answers *0 with "Missing arguments" and then, its
+		// parser never moving past the line, the same error to everything
+		// the client sends after; a negative count fails its allocation
+		// ("Internal memory error") and closes. Either way the connection
+		// is done, so the caller closes it.
 		return Command{}, protoErr("invalid multibulk length")
 	}
 	if n > int64(r.limits.MaxArgs) {
-		return Command{}, protoErr("invalid multibulk length")
+		// refused before any argument arrives (0-db refuses more than 8
+		// with "Too many arguments" and, as for *0, serves nothing after);
+		// the arguments that follow cannot be told from commands
+		return Command{}, protoErr("too many arguments (%d, at most %d)", n, r.limits.MaxArgs)
 	}
 	r.buf = r.buf[:0]
 	ends := r.endBuf[:0]
-	tooLarge := false
-	for i := 0; i < int(n); i++ {
-		b, err := r.br.ReadByte()
+	for i := int64(0); i < n; i++ {
+		size, err := r.bulkHeader()
 		if err != nil {
+			return Command{}, err
+		}
+		if size > int64(r.limits.MaxBulk) || int64(len(r.buf))+size > int64(r.limits.MaxBulk)*2 {
+			// refused now, not after the payload arrives; the next call
+			// skips the rest of the command
+			r.skipping, r.skipBytes, r.skipArgs = true, size, n-i-1
+			r.endBuf = ends
+			return Command{}, ErrTooLarge
+		}
+		start := len(r.buf)
+		r.buf = grow(r.buf, int(size))
+		if _, err := io.ReadFull(r.br, r.buf[start:start+int(size)]); err != nil {
 			return Command{}, unexpected(err)
-		}
-		if b != '$' {
-			return Command{}, protoErr("expected '$', got '%s'", printable(b))
-		}
-		size, err := r.readInt()
-		if err != nil {
-			return Command{}, unexpected(err)
-		}
-		if size < 0 || size > r.limits.MaxSkip {
-			return Command{}, protoErr("invalid bulk length")
-		}
-		if tooLarge || size > int64(r.limits.MaxBulk) || int64(len(r.buf))+size > int64(r.limits.MaxBulk)*2 {
-			tooLarge = true
-			if _, err := r.br.Discard(int(size)); err != nil {
-				return Command{}, unexpected(err)
-			}
-		} else {
-			start := len(r.buf)
-			r.buf = grow(r.buf, int(size))
-			if _, err := io.ReadFull(r.br, r.buf[start:start+int(size)]); err != nil {
-				return Command{}, unexpected(err)
-			}
 		}
 		ends = append(ends, len(r.buf))
 		if err := r.crlf(); err != nil {
@@ -178,10 +194,52 @@ func (r *Reader) readArray() (Command, error) {
 		}
 	}
 	r.endBuf = ends
-	if tooLarge {
-		return Command{}, ErrTooLarge
-	}
 	return Command{Args: r.split(ends)}, nil
+}
+
+// bulkHeader reads "$<size>\r\n" and checks size against MaxSkip.
+func (r *Reader) bulkHeader() (int64, error) {
+	b, err := r.br.ReadByte()
+	if err != nil {
+		return 0, unexpected(err)
+	}
+	if b != '$' {
+		return 0, protoErr("expected '$', got '%s'", printable(b))
+	}
+	size, err := r.readInt()
+	if err != nil {
+		return 0, unexpected(err)
+	}
+	if size < 0 || size > r.limits.MaxSkip {
+		// a null or negative bulk string is never a valid argument (0-db
+		// answers $-5 with "Internal memory error", its allocation of the
+		// negative size failing, and closes)
+		return 0, protoErr("invalid bulk length")
+	}
+	return size, nil
+}
+
+// skipRest drops what is left of a command refused with ErrTooLarge: the rest
+// of the refused bulk string and the arguments after it.
+func (r *Reader) skipRest() error {
+	size, args := r.skipBytes, r.skipArgs
+	r.skipping, r.skipBytes, r.skipArgs = false, 0, 0
+	for {
+		if _, err := r.br.Discard(int(size)); err != nil {
+			return unexpected(err)
+		}
+		if err := r.crlf(); err != nil {
+			return err
+		}
+		if args == 0 {
+			return nil
+		}
+		args--
+		var err error
+		if size, err = r.bulkHeader(); err != nil {
+			return err
+		}
+	}
 }
 
 func (r *Reader) split(ends []int) [][]byte {
@@ -236,7 +294,7 @@ func (r *Reader) readInline() (Command, error) {
 		copy(r.buf[start:], r.buf[i:j])
 		ends = append(ends, start+j-i)
 		if len(ends) > r.limits.MaxArgs {
-			return Command{}, protoErr("invalid multibulk length")
+			return Command{}, protoErr("too many arguments (at most %d)", r.limits.MaxArgs)
 		}
 		i = j
 	}

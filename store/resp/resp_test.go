@@ -179,7 +179,9 @@ func TestReaderEOF(t *testing.T) {
 		{name: "second arg missing", input: "*2\r\n$3\r\nGET\r\n", want: []string{"!unexpected EOF"}},
 		{name: "second arg truncated", input: bulkCmd("PING") + "*2\r\n$3\r\nGET\r\n$1\r\n", want: []string{cmdStep("PING"), "!unexpected EOF"}},
 		{name: "inline without line end", input: "PING", want: []string{"!unexpected EOF"}},
-		{name: "skipped bulk truncated", input: "*1\r\n$100\r\nabc", limits: Limits{MaxBulk: 8, MaxSkip: 1000}, want: []string{"!unexpected EOF"}},
+		{name: "skipped bulk truncated", input: "*1\r\n$100\r\nabc", limits: Limits{MaxBulk: 8, MaxSkip: 1000}, want: []string{"!too large", "!unexpected EOF"}},
+		{name: "skipped args missing", input: "*3\r\n$100\r\n" + strings.Repeat("x", 100) + "\r\n$1\r\n", limits: Limits{MaxBulk: 8, MaxSkip: 1000},
+			want: []string{"!too large", "!unexpected EOF"}},
 	})
 }
 
@@ -207,7 +209,11 @@ func TestReaderProtocolErrors(t *testing.T) {
 		{name: "bulk too short", input: "*1\r\n$4\r\nPIN\r\nPING\r\n", want: []string{"!protocol"}},
 		{name: "bulk followed by LF only", input: "*1\r\n$4\r\nPING\n*1\r\n$4\r\nPING\r\n", want: []string{"!protocol"}},
 		{name: "bulk followed by LF CR", input: "*1\r\n$4\r\nPING\n\r", want: []string{"!protocol"}},
-		{name: "skipped bulk without CRLF", input: "*1\r\n$10\r\n0123456789xx", limits: Limits{MaxBulk: 4, MaxSkip: 100}, want: []string{"!protocol"}},
+		{name: "skipped bulk without CRLF", input: "*1\r\n$10\r\n0123456789xx", limits: Limits{MaxBulk: 4, MaxSkip: 100}, want: []string{"!too large", "!protocol"}},
+		{name: "skipped arg not a bulk", input: "*2\r\n$10\r\n0123456789\r\n:1\r\n", limits: Limits{MaxBulk: 4, MaxSkip: 100}, want: []string{"!too large", "!protocol"}},
+		{name: "skipped arg negative", input: "*2\r\n$10\r\n0123456789\r\n$-5\r\n", limits: Limits{MaxBulk: 4, MaxSkip: 100}, want: []string{"!too large", "!protocol"}},
+		{name: "skipped arg beyond MaxSkip", input: "*2\r\n$10\r\n0123456789\r\n$101\r\n", limits: Limits{MaxBulk: 4, MaxSkip: 100}, want: []string{"!too large", "!protocol"}},
+		{name: "too many args", input: "*1025\r\n", limits: Limits{MaxArgs: 1024}, want: []string{"!protocol"}},
 		{name: "protocol error after good command", input: bulkCmd("PING") + "*x\r\n", want: []string{cmdStep("PING"), "!protocol"}},
 	})
 }
@@ -392,6 +398,86 @@ func TestReaderBuffered(t *testing.T) {
 	}
 }
 
+// errPastHeader is what a Reader gets if it reads beyond the bytes a test
+// gave it: a Reader that waits for more than the header it refuses.
+var errPastHeader = errors.New("read past the refused header")
+
+type pastHeader struct{}
+
+func (pastHeader) Read([]byte) (int, error) { return 0, errPastHeader }
+
+// A malformed or oversized header is refused from the header alone: the
+// Reader never waits for the arguments or the payload it announces (on a
+// connection, that wait would last until the client's timeout).
+func TestReaderRefusesAtOnce(t *testing.T) {
+	l := Limits{MaxArgs: 1024, MaxBulk: 8 << 20}
+	cases := []struct{ name, input, want string }{
+		{"empty array", "*0\r\n", "Protocol error: invalid multibulk length"},
+		{"null array", "*-1\r\n", "Protocol error: invalid multibulk length"},
+		{"negative array", "*-5\r\n", "Protocol error: invalid multibulk length"},
+		{"too many args", "*1025\r\n", "Protocol error: too many arguments (1025, at most 1024)"},
+		{"far too many args", "*99999999\r\n", "Protocol error: too many arguments (99999999, at most 1024)"},
+		{"null bulk", "*2\r\n$-1\r\n", "Protocol error: invalid bulk length"},
+		{"negative bulk", "*2\r\n$-5\r\n", "Protocol error: invalid bulk length"},
+		{"negative later bulk", "*2\r\n$3\r\nGET\r\n$-5\r\n", "Protocol error: invalid bulk length"},
+		{"bulk beyond MaxSkip", "*1\r\n$1073741825\r\n", "Protocol error: invalid bulk length"},
+		{"bulk over MaxBulk", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$8388609\r\n", ErrTooLarge.Error()},
+		{"bulks over twice MaxBulk", "*3\r\n$8388608\r\n" + strings.Repeat("x", 8<<20) + "\r\n$8388608\r\n" + strings.Repeat("y", 8<<20) + "\r\n$1\r\n",
+			ErrTooLarge.Error()},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			br := bufio.NewReader(io.MultiReader(strings.NewReader(tc.input), pastHeader{}))
+			r := NewReader(br, l)
+			_, err := r.ReadCommand()
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			if tooLarge := err == ErrTooLarge; r.Skipping() != tooLarge {
+				t.Errorf("Skipping() = %v after %v", r.Skipping(), err)
+			}
+		})
+	}
+	// the largest legitimate command: MaxArgs arguments, a value of MaxBulk
+	args := make([]string, 1024)
+	args[0], args[1], args[2] = "SET", "k", strings.Repeat("v", 8<<20)
+	r := newTestReader(t, bulkCmd(args...), l)
+	if cmd, err := r.ReadCommand(); err != nil || len(cmd.Args) != 1024 || len(cmd.Args[2]) != 8<<20 {
+		t.Fatalf("largest command: %d args, %v", len(cmd.Args), err)
+	}
+}
+
+// After ErrTooLarge the rest of the command is skipped by the next call,
+// however it arrives, and the Reader is in step again.
+func TestReaderSkipsRefusedCommand(t *testing.T) {
+	l := Limits{MaxBulk: 8, MaxSkip: 1 << 20}
+	input := bulkCmd("SET", "k", strings.Repeat("v", 100000), "extra") + bulkCmd("GET", "k")
+	for _, chunked := range []bool{false, true} {
+		var src io.Reader = strings.NewReader(input)
+		if chunked {
+			src = iotest.HalfReader(src)
+		}
+		r := NewReader(bufio.NewReaderSize(src, 16), l)
+		if _, err := r.ReadCommand(); err != ErrTooLarge {
+			t.Fatalf("first: %v, want ErrTooLarge", err)
+		}
+		if !r.Skipping() {
+			t.Fatal("Skipping() = false after ErrTooLarge")
+		}
+		cmd, err := r.ReadCommand()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkArgs(t, cmd, []string{"GET", "k"})
+		if r.Skipping() {
+			t.Error("Skipping() = true after the next command")
+		}
+		if _, err := r.ReadCommand(); err != io.EOF {
+			t.Errorf("end: %v, want io.EOF", err)
+		}
+	}
+}
+
 func TestProtocolErrorMessage(t *testing.T) {
 	cases := []struct{ input, want string }{
 		{"*1\r\n+PING\r\n", "Protocol error: expected '$', got '+'"},
@@ -403,11 +489,14 @@ func TestProtocolErrorMessage(t *testing.T) {
 		{"*1\r\n$4\r\nPINGxx", "Protocol error: expected CRLF after bulk string"},
 		{"*abc\r\n", `Protocol error: invalid length "abc"`},
 		{"*" + strings.Repeat("x", 20) + "\r\n", `Protocol error: invalid length "xxxxxxxxxxxxxxxx"`},
-		{strings.Repeat("x", 100) + "\r\n", "Protocol error: too big inline request"},
+		{strings.Repeat("x", 201) + "\r\n", "Protocol error: too big inline request"},
+		{"*65\r\n", "Protocol error: too many arguments (65, at most 64)"},
+		{strings.Repeat("a ", 65) + "\r\n", "Protocol error: too many arguments (at most 64)"},
+		{"*9223372036854775807\r\n", "Protocol error: too many arguments (9223372036854775807, at most 64)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.input, func(t *testing.T) {
-			_, err := newTestReader(t, tc.input, Limits{MaxInline: 64}).ReadCommand()
+			_, err := newTestReader(t, tc.input, Limits{MaxInline: 200, MaxArgs: 64}).ReadCommand()
 			var pe *ProtocolError
 			if !errors.As(err, &pe) {
 				t.Fatalf("err = %v, want *ProtocolError", err)

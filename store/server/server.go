@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fungistor/fungistor/store"
 	"github.com/fungistor/fungistor/store/resp"
 	"github.com/fungistor/fungistor/store/zdb"
 )
@@ -115,6 +116,21 @@ func New(db *zdb.DB, cfg Config) (*Server, error) {
 	}
 	return s, nil
 }
+
+// MaxArgs is the most arguments, command name included, that one command
+// may announce; a larger array is refused as soon as its header is read,
+// with "-Protocol error: too many arguments (N, at most 1024)", and the
+// connection is closed (the arguments that follow cannot be told from
+// commands). 0-db's limit is 8: none of its commands takes more than 5.
+// MGET, which 0-db lacks, takes a key per argument, and store/client sends
+// up to client.MGETBatch (1000) keys in one, so the limit here is 1024:
+// MGET with up to 1023 keys.
+const MaxArgs = 1024
+
+// requestLimits bound what a client may send: 0-db's 8 MiB per argument
+// (its REDIS_MAX_PAYLOAD; a key is at most 255 bytes, a value at most
+// store.MaxValueSize) and MaxArgs arguments.
+var requestLimits = resp.Limits{MaxArgs: MaxArgs, MaxBulk: store.MaxValueSize}
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("zdb server closed")
@@ -291,7 +307,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc}
 	c.br = bufio.NewReaderSize(connReader{c}, 64<<10)
 	c.bw = bufio.NewWriterSize(connWriter{c}, 64<<10)
-	c.r = resp.NewReader(c.br, resp.Limits{})
+	c.r = resp.NewReader(c.br, requestLimits)
 	c.w = resp.NewWriter(c.bw)
 	c.sess = session{s: s, c: c, admin: s.cfg.Admin == "", writable: !s.cfg.Protect, nsName: zdb.DefaultNamespace}
 	return c
@@ -308,7 +324,8 @@ func (c *conn) serve() {
 	defer c.sess.commit()
 	for {
 		if c.br.Buffered() == 0 {
-			c.mid = false
+			// the rest of a refused command is still to come
+			c.mid = c.r.Skipping()
 			// about to wait for the network: send what we have
 			if err := c.bw.Flush(); err != nil {
 				return
@@ -322,7 +339,12 @@ func (c *conn) serve() {
 			var pe *resp.ProtocolError
 			switch {
 			case errors.Is(err, resp.ErrTooLarge):
+				// answered as soon as the length is read, as 0-db does; the
+				// payload is then skipped, not waited for before replying
 				c.w.Error("Payload too big")
+				if c.bw.Flush() != nil {
+					return
+				}
 				continue
 			case errors.As(err, &pe):
 				c.w.Error(pe.Error())

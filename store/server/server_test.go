@@ -336,6 +336,8 @@ func TestBadInput(t *testing.T) {
 		{"bad multibulk", "*-7\r\n", "-Protocol error: invalid multibulk length\r\n"},
 		{"empty array", "*0\r\n", "-Protocol error: invalid multibulk length\r\n"}, // at once, as 0-db
 		{"null array", "*-1\r\n", "-Protocol error: invalid multibulk length\r\n"},
+		{"too many args", "*1025\r\n", "-Protocol error: too many arguments (1025, at most 1024)\r\n"},
+		{"too many inline args", strings.Repeat("a ", 1025) + "\r\n", "-Protocol error: too many arguments (at most 1024)\r\n"},
 		{"not a bulk", "*1\r\n:5\r\n", "-Protocol error: expected '$', got ':'\r\n"},
 		{"missing crlf", "*1\r\n$4\r\nPINGxx", "-Protocol error: expected CRLF after bulk string\r\n"},
 		{"garbage", "\x00\xff\xfe garbage\r\nPING\r\n", "-Command not supported\r\n+PONG\r\n"},
@@ -358,6 +360,88 @@ func TestBadInput(t *testing.T) {
 	c := ts.dial(t)
 	c.expect("PONG", "PING")
 	c.expect("b", "GET", "a")
+}
+
+// Malformed input that can be refused from its header alone is answered at
+// once, never after the partial-command timeout, and other clients are
+// served meanwhile (0-db refuses these at once too: zdbd/redis.c,
+// redis_handle_resp_empty and redis_handle_resp_header).
+func TestBadInputAtOnce(t *testing.T) {
+	ts := start(t, zdb.Config{}, Config{PartialTimeout: time.Hour})
+	// a client stalled in the middle of a command holds nothing up
+	stalled := ts.dial(t)
+	stalled.c.Write([]byte("*2\r\n$3\r\nGET\r\n$5\r\nab"))
+	other := ts.dial(t)
+	other.expect("OK", "NSNEW", "other")
+
+	closes := []struct{ name, in, want string }{
+		{"empty array", "*0\r\n", "-Protocol error: invalid multibulk length\r\n"},
+		{"null array", "*-1\r\n", "-Protocol error: invalid multibulk length\r\n"},
+		{"negative array", "*-5\r\n", "-Protocol error: invalid multibulk length\r\n"},
+		{"too many args", "*1025\r\n", "-Protocol error: too many arguments (1025, at most 1024)\r\n"},
+		{"too many args after a command", "*1\r\n$4\r\nPING\r\n*1025\r\n$3\r\nGET\r\n",
+			"+PONG\r\n-Protocol error: too many arguments (1025, at most 1024)\r\n"},
+		{"null bulk", "*2\r\n$3\r\nGET\r\n$-1\r\n", "-Protocol error: invalid bulk length\r\n"},
+		{"negative bulk", "*2\r\n$-5\r\n", "-Protocol error: invalid bulk length\r\n"},
+		{"bulk over 1 GiB", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1073741825\r\n", "-Protocol error: invalid bulk length\r\n"},
+	}
+	for _, tc := range closes {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ts.dial(t)
+			c.c.SetDeadline(time.Now().Add(10 * time.Second))
+			start := time.Now()
+			c.c.Write([]byte(tc.in)) // and keep the connection open
+			out, err := io.ReadAll(c.c)
+			if err != nil {
+				t.Fatalf("no reply and close within %v: %v (got %q)", time.Since(start), err, out)
+			}
+			if string(out) != tc.want {
+				t.Fatalf("got %q, want %q", out, tc.want)
+			}
+			other.expect("PONG", "PING")
+		})
+	}
+
+	// a value over 8 MiB is refused from its length, before it is sent; its
+	// bytes are then skipped and the connection goes on (0-db closes it)
+	for _, size := range []int{8<<20 + 1, 64 << 20} {
+		t.Run(fmt.Sprintf("value of %d bytes", size), func(t *testing.T) {
+			c := ts.dial(t)
+			c.c.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(c.c, "*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n", size)
+			if r, err := c.rr.ReadReply(); err != nil || r.String() != "PONG" {
+				t.Fatalf("first reply %v, %v", r, err)
+			}
+			if r, err := c.rr.ReadReply(); err != nil || r.Kind != resp.KindError || string(r.Str) != "Payload too big" {
+				t.Fatalf("before the value: %v, %v; want -Payload too big", r, err)
+			}
+			other.expect("PONG", "PING")
+			c.c.SetDeadline(time.Now().Add(time.Minute))
+			chunk := []byte(strings.Repeat("x", 1<<20))
+			for left := size; left > 0; left -= len(chunk) {
+				if _, err := c.c.Write(chunk[:min(left, len(chunk))]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.c.Write([]byte("\r\n"))
+			key := fmt.Sprint("after", size)
+			c.expect(key, "SET", key, "v")
+			c.expect("v", "GET", key)
+		})
+	}
+	// the largest legitimate command: MGET of 1023 keys
+	args := make([]string, MaxArgs)
+	args[0] = "MGET"
+	for i := range args[1:] {
+		args[i+1] = fmt.Sprint("key", i)
+	}
+	if r := other.do(args...); r.Kind != resp.KindArray || len(r.Elems) != MaxArgs-1 {
+		t.Fatalf("MGET of %d keys: %v", MaxArgs-1, r.String())
+	}
+	stalled.c.Write([]byte("cde\r\n"))
+	if r, err := stalled.rr.ReadReply(); err != nil || r.Kind != resp.KindNil {
+		t.Fatalf("stalled client: %v, %v", r, err)
+	}
 }
 
 // Hundreds of clients pipelining at once: every acknowledged write is
