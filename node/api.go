@@ -157,24 +157,39 @@ func (a *api) add(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mt != "multipart/form-data" && mt != "multipart/mixed") || params["boundary"] == "" {
-		return badRequest("add needs a multipart body")
-	}
-	// multipart reads through a 4 KiB buffer: without one of our own in
-	// front, that is a syscall per 4 KiB of upload
-	body := bufio.NewReaderSize(r.Body, 1<<20)
-	dir, err := files.NewFileFromPartReader(multipart.NewReader(body, params["boundary"]), mt)
-	if err != nil {
-		return badRequest("add: %v", err)
-	}
-	it := dir.Entries()
-	if !it.Next() {
-		if it.Err() != nil {
-			return badRequest("add: %v", it.Err())
+	var name string
+	var node files.Node
+	var it files.DirIterator // of a multipart body
+	switch {
+	case err == nil && mt == "application/octet-stream":
+		// one file, its bytes as the body (what the CLI sends for a
+		// regular file): the importer reads them straight from the
+		// connection, with none of multipart's scanning and copies; a
+		// body cut short fails the read, so never becomes content
+		name = q.Get("name")
+		if name == "" {
+			name = "file"
 		}
-		return badRequest("add: nothing to add")
+		node = files.NewReaderFile(r.Body)
+	case err == nil && (mt == "multipart/form-data" || mt == "multipart/mixed") && params["boundary"] != "":
+		// multipart reads through a 4 KiB buffer: without one of our own
+		// in front, that is a syscall per 4 KiB of upload
+		body := bufio.NewReaderSize(r.Body, 1<<20)
+		dir, err := files.NewFileFromPartReader(multipart.NewReader(body, params["boundary"]), mt)
+		if err != nil {
+			return badRequest("add: %v", err)
+		}
+		it = dir.Entries()
+		if !it.Next() {
+			if it.Err() != nil {
+				return badRequest("add: %v", it.Err())
+			}
+			return badRequest("add: nothing to add")
+		}
+		name, node = it.Name(), it.Node()
+	default:
+		return badRequest("add needs a multipart or an application/octet-stream body")
 	}
-	name, node := it.Name(), it.Node()
 	linkAt, replace, err := a.toFiles(r, name)
 	if err != nil {
 		return err
@@ -214,10 +229,10 @@ func (a *api) add(w http.ResponseWriter, r *http.Request) error {
 		default:
 		}
 	})
-	if err == nil && it.Next() {
+	if err == nil && it != nil && it.Next() {
 		err = errors.New("add takes one file or directory per request")
 	}
-	if err == nil && it.Err() != nil {
+	if err == nil && it != nil && it.Err() != nil {
 		err = fmt.Errorf("upload: %w", it.Err()) // a cut-off body never becomes content
 	}
 	if err == nil && linkAt != "" {

@@ -132,7 +132,8 @@ func streamErr(resp *http.Response) error {
 	return nil
 }
 
-// Add uploads path (Kubo's multipart format) and follows the progress.
+// Add uploads path and follows the progress: a regular file as the
+// request's body, a directory or a symlink in Kubo's multipart format.
 //
 // An add the cluster could not take because it had no leader, or lost it
 // midway, is sent again (up to three times, a few seconds apart): adds are
@@ -192,23 +193,48 @@ func (a *APIClient) addOnce(ctx context.Context, path string, o AddOptions) (*Ad
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, unwrapPathErr(err))
 	}
+	name := filepath.Base(filepath.Clean(path))
+	if fi.Mode().IsRegular() {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, unwrapPathErr(err))
+		}
+		defer f.Close()
+		return a.addBody(ctx, name, f, fi.Size(), o)
+	}
 	n, err := files.NewSerialFile(path, o.Hidden, fi)
 	if err != nil {
 		return nil, err
 	}
 	defer n.Close()
-	return a.addNode(ctx, filepath.Base(filepath.Clean(path)), n, o)
+	return a.addNode(ctx, name, n, o)
 }
 
-// AddReader adds the bytes of rd as one file named name (the name only
-// matters with ToFiles ending in /). It is sent once: rd cannot be read
-// again.
-func (a *APIClient) AddReader(ctx context.Context, name string, rd io.Reader, o AddOptions) (*AddResult, error) {
-	return a.addNode(ctx, name, files.NewReaderFile(rd), o)
+// addBody adds one file whose bytes are body (size of them, -1 if not
+// known) as the request's body itself, not multipart: the daemon reads
+// it straight from the connection.
+func (a *APIClient) addBody(ctx context.Context, name string, body io.Reader, size int64, o AddOptions) (*AddResult, error) {
+	q := a.addQuery(o)
+	q.Set("name", name)
+	u := a.base + "add?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, "POST", u, body)
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("daemon API: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, apiError(resp)
+	}
+	return a.addReply(resp, o)
 }
 
-func (a *APIClient) addNode(ctx context.Context, name string, n files.Node, o AddOptions) (*AddResult, error) {
-	mfr := files.NewMultiFileReader(files.NewMapDirectory(map[string]files.Node{name: n}), true, false)
+func (a *APIClient) addQuery(o AddOptions) url.Values {
 	q := url.Values{}
 	if o.Profile != "" {
 		q.Set("profile", o.Profile)
@@ -222,10 +248,27 @@ func (a *APIClient) addNode(ctx context.Context, name string, n files.Node, o Ad
 			q.Set("to-files-replace", "true")
 		}
 	}
-	resp, err := a.call(ctx, "POST", "add", q, mfr, "multipart/form-data; boundary="+mfr.Boundary())
+	return q
+}
+
+// AddReader adds the bytes of rd as one file named name (the name only
+// matters with ToFiles ending in /). It is sent once: rd cannot be read
+// again.
+func (a *APIClient) AddReader(ctx context.Context, name string, rd io.Reader, o AddOptions) (*AddResult, error) {
+	return a.addNode(ctx, name, files.NewReaderFile(rd), o)
+}
+
+func (a *APIClient) addNode(ctx context.Context, name string, n files.Node, o AddOptions) (*AddResult, error) {
+	mfr := files.NewMultiFileReader(files.NewMapDirectory(map[string]files.Node{name: n}), true, false)
+	resp, err := a.call(ctx, "POST", "add", a.addQuery(o), mfr, "multipart/form-data; boundary="+mfr.Boundary())
 	if err != nil {
 		return nil, err
 	}
+	return a.addReply(resp, o)
+}
+
+// addReply reads an add's stream of progress lines and its result.
+func (a *APIClient) addReply(resp *http.Response, o AddOptions) (*AddResult, error) {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)

@@ -440,7 +440,7 @@ func readReply(r io.Reader) (h frameHeader, rep fragReply, bad, err error) {
 			fungi.ReleaseFragment(v)
 			return h, rep, nil, err
 		}
-		return h, fragReply{status: stOK, value: v[:len(v):len(v)]}, nil, nil
+		return h, fragReply{status: stOK, value: v}, nil, nil // its full capacity: ReleaseFragment needs it
 	}
 	body := make([]byte, h.n)
 	rest := body
@@ -896,22 +896,26 @@ func (ss *serverStream) readLoop(ctx context.Context) error {
 			return err
 		}
 		ss.s.SetReadDeadline(time.Now().Add(lim.frame))
-		body := make([]byte, hdr.n)
-		if _, err := io.ReadFull(br, body); err != nil {
+		// a put's fragments go from the stream into a pooled buffer, given
+		// back once served: the store copies what it keeps (FragmentStore
+		// retains nothing after a put returns), and the reply refers to
+		// nothing of the request
+		body := fungi.FragmentBuffer(hdr.n)
+		if err := readBody(br, body); err != nil {
 			ss.peer.reqBytes.release(hdr.n)
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				err = fmt.Errorf("%w: body cut short", errMalformed)
-			}
+			fungi.ReleaseFragment(body)
 			return err
 		}
 		req, err := decodeRequest(hdr.kind, body)
 		if err != nil && !errors.Is(err, ErrFragmentTooLarge) && !errors.Is(err, errUnknownOp) {
 			ss.peer.reqBytes.release(hdr.n)
+			fungi.ReleaseFragment(body)
 			return err
 		}
 		ss.wg.Go(func() {
 			defer func() {
 				ss.peer.reqBytes.release(hdr.n)
+				fungi.ReleaseFragment(body)
 				<-slots
 			}()
 			ss.serve(ctx, hdr, req, err)

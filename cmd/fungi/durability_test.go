@@ -652,7 +652,9 @@ func TestAddFailedCleanup(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		to   int
-	}{{"to the leader", l}, {"through a follower", followers[rng.IntN(len(followers))]}} {
+		raw  bool // the file as the body (what the CLI sends), not multipart
+	}{{"to the leader", l, false}, {"through a follower", followers[rng.IntN(len(followers))], false},
+		{"to the leader, the file as the body", l, true}} {
 		func() {
 			t.Logf("an upload cut off %s (node %d)", tc.name, tc.to)
 			stored := int64(0)
@@ -670,14 +672,24 @@ func TestAddFailedCleanup(t *testing.T) {
 				}
 				return 0, errors.New("upload cut off")
 			}))
-			mfr := files.NewMultiFileReader(files.NewMapDirectory(map[string]files.Node{"cut.bin": files.NewReaderFile(body)}), true, false)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, "POST", "http://"+c.st.Nodes[tc.to-1].API+"/api/v0/add", mfr)
-			if err != nil {
-				t.Fatal(err)
+			var req *http.Request
+			if tc.raw {
+				req, err = http.NewRequestWithContext(ctx, "POST", "http://"+c.st.Nodes[tc.to-1].API+"/api/v0/add?name=cut.bin", body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.ContentLength = 8 << 20 // more than comes
+				req.Header.Set("Content-Type", "application/octet-stream")
+			} else {
+				mfr := files.NewMultiFileReader(files.NewMapDirectory(map[string]files.Node{"cut.bin": files.NewReaderFile(body)}), true, false)
+				req, err = http.NewRequestWithContext(ctx, "POST", "http://"+c.st.Nodes[tc.to-1].API+"/api/v0/add", mfr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Content-Type", "multipart/form-data; boundary="+mfr.Boundary())
 			}
-			req.Header.Set("Content-Type", "multipart/form-data; boundary="+mfr.Boundary())
 			resp, err := http.DefaultClient.Do(req)
 			var reply []byte
 			if err == nil {
