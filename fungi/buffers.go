@@ -1,5 +1,7 @@
 package fungi
 
+import "context"
+
 // Buffers for the read path. A fragment read from the network and a block
 // decoded for a stream are each a short-lived buffer of about the same
 // size; allocating them fresh costs zeroing, page faults while the heap
@@ -22,12 +24,13 @@ func ReleaseFragment(b []byte) {
 	}
 }
 
-// FragmentPooler is implemented by fragment stores whose GetFragment
-// returns a buffer of FragmentBuffer that becomes the caller's alone (the
-// libp2p exchange's client): a Reader gives it back once the block is
-// decoded. Other stores' fragments are left to the garbage collector.
-type FragmentPooler interface {
-	PooledFragments()
+// PooledFragmentGetter is implemented by fragment stores that can hand a
+// fragment out in a buffer that becomes the caller's alone (the libp2p
+// exchange's client, the embedded ZDB): release gives the buffer back for
+// reuse once nothing refers to it; not calling it is fine (the buffer is
+// then collected). A Reader uses it instead of GetFragment.
+type PooledFragmentGetter interface {
+	GetFragmentPooled(ctx context.Context, key []byte) (data []byte, release func(), err error)
 }
 
 // Buf is a block's bytes, possibly in a pooled buffer. Release gives the

@@ -65,10 +65,11 @@ func (r *Reader) Latency() *Latency { return r.lat }
 func (r *Reader) SetLatency(l *Latency) { r.lat = l }
 
 type fetched struct {
-	index int
-	data  []byte
-	err   error
-	took  time.Duration
+	index   int
+	data    []byte
+	release func() // gives data's buffer back (nil: nothing to give)
+	err     error
+	took    time.Duration
 }
 
 // Block returns the verified content of a leaf block.
@@ -108,7 +109,8 @@ func (r *Reader) BlockBuf(ctx context.Context, c cid.Cid) (Buf, error) {
 // find the bad fragments: they are reported and replaced by others, as
 // when checked on arrival.
 //
-// Fragments of stores that pool them go back to the pool once decoded.
+// Fragments of stores that pool them (PooledFragmentGetter) go back to
+// the pool once decoded.
 // With pooled, the block is returned in a pooled buffer too.
 func (r *Reader) fetch(ctx context.Context, c cid.Cid, pooled bool) ([]byte, *pooledBuf, error) {
 	k, n := r.coding.K, r.coding.N
@@ -141,8 +143,14 @@ func (r *Reader) fetch(ctx context.Context, c cid.Cid, pooled bool) ([]byte, *po
 		t := targets[i]
 		go func() {
 			start := time.Now()
-			data, err := t.Store.GetFragment(ctx, FragmentKey(c, r.coding, i))
-			results <- fetched{index: i, data: data, err: err, took: time.Since(start)}
+			f := fetched{index: i}
+			if pg, ok := t.Store.(PooledFragmentGetter); ok {
+				f.data, f.release, f.err = pg.GetFragmentPooled(ctx, FragmentKey(c, r.coding, i))
+			} else {
+				f.data, f.err = t.Store.GetFragment(ctx, FragmentKey(c, r.coding, i))
+			}
+			f.took = time.Since(start)
+			results <- f
 		}()
 	}
 	for next < n && valid+inflight < k {
@@ -151,15 +159,17 @@ func (r *Reader) fetch(ctx context.Context, c cid.Cid, pooled bool) ([]byte, *po
 	hedge := time.NewTimer(slowest + r.HedgeAfter)
 	defer hedge.Stop()
 	frags := make([][]byte, n)
-	// release gives back fragment i's buffer when its store pooled it
-	release := func(i int, b []byte) {
-		if _, ok := targets[i].Store.(FragmentPooler); ok && b != nil {
-			ReleaseFragment(b)
+	releases := make([]func(), n) // of the fragments in frags
+	release := func(i int) {
+		if releases[i] != nil {
+			releases[i]()
+			releases[i] = nil
 		}
+		frags[i] = nil
 	}
 	defer func() {
-		for i, f := range frags {
-			release(i, f)
+		for i := range frags {
+			release(i)
 		}
 	}()
 	optimistic := cidFixesBlock(c)
@@ -186,7 +196,9 @@ func (r *Reader) fetch(ctx context.Context, c cid.Cid, pooled bool) ([]byte, *po
 				}
 			}
 			if f.err != nil {
-				release(f.index, f.data)
+				if f.release != nil {
+					f.release()
+				}
 				if !errors.Is(f.err, context.Canceled) {
 					bad(f.index, f.err)
 				}
@@ -195,7 +207,7 @@ func (r *Reader) fetch(ctx context.Context, c cid.Cid, pooled bool) ([]byte, *po
 				if r.OnFetched != nil {
 					r.OnFetched(t.ID)
 				}
-				frags[f.index] = f.data
+				frags[f.index], releases[f.index] = f.data, f.release
 				valid++
 			}
 			if valid >= k {
@@ -210,8 +222,7 @@ func (r *Reader) fetch(ctx context.Context, c cid.Cid, pooled bool) ([]byte, *po
 							continue
 						}
 						if verr := r.codec.Verify(c, i, fr); verr != nil {
-							frags[i] = nil
-							release(i, fr)
+							release(i)
 							bad(i, verr)
 						} else {
 							valid++

@@ -15,16 +15,14 @@ import (
 // becomes the reader's, as the libp2p exchange's client does.
 type pooledStore struct{ FragmentStore }
 
-func (pooledStore) PooledFragments() {}
-
-func (s pooledStore) GetFragment(ctx context.Context, key []byte) ([]byte, error) {
+func (s pooledStore) GetFragmentPooled(ctx context.Context, key []byte) ([]byte, func(), error) {
 	v, err := s.FragmentStore.GetFragment(ctx, key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	b := FragmentBuffer(len(v))
 	copy(b, v)
-	return b, nil
+	return b, func() { ReleaseFragment(b) }, nil
 }
 
 func streamAll(t testing.TB, r *Reader, m *Manifest, off, n int64) ([]byte, error) {

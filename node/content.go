@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/ipfs/boxo/files"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
@@ -70,6 +71,36 @@ func (s kvFragments) GetFragment(ctx context.Context, key []byte) ([]byte, error
 		return nil, fungi.ErrFragmentNotFound
 	}
 	return v, err
+}
+
+// GetFragmentPooled reads a fragment of the embedded ZDB into a pooled
+// buffer (fungi.PooledFragmentGetter): a local read then costs no
+// allocation (zeroing 64 KiB a fragment was a sixth of a node's cat).
+func (s kvFragments) GetFragmentPooled(ctx context.Context, key []byte) ([]byte, func(), error) {
+	ns, ok := s.kv.(*zdb.Namespace)
+	if !ok {
+		v, err := s.GetFragment(ctx, key)
+		return v, nil, err
+	}
+	m, err := ns.Stat(key)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			err = fungi.ErrFragmentNotFound
+		}
+		return nil, nil, err
+	}
+	// room for the record: its header, the key and the value
+	buf := fungi.FragmentBuffer(int(m.Size) + len(key) + 64)
+	v, got, err := ns.GetBuf(key, buf[:0])
+	if errors.Is(err, store.ErrNotFound) {
+		err = fungi.ErrFragmentNotFound
+	}
+	if err != nil || unsafe.SliceData(got) != unsafe.SliceData(buf) {
+		// failed, or the record outgrew the buffer (rewritten meanwhile)
+		fungi.ReleaseFragment(buf)
+		return v, nil, err
+	}
+	return v, func() { fungi.ReleaseFragment(buf) }, nil
 }
 
 func (s kvFragments) HasFragment(ctx context.Context, key []byte) (bool, error) {

@@ -517,6 +517,11 @@ func (s *remoteStore) GetFragment(ctx context.Context, key []byte) ([]byte, erro
 	return s.FragmentClient.GetFragment(ctx, key)
 }
 
+func (s *remoteStore) GetFragmentPooled(ctx context.Context, key []byte) ([]byte, func(), error) {
+	s.cc.resolve(ctx, s.p)
+	return s.FragmentClient.GetFragmentPooled(ctx, key)
+}
+
 func (s *remoteStore) HasFragment(ctx context.Context, key []byte) (bool, error) {
 	s.cc.resolve(ctx, s.p)
 	return s.FragmentClient.HasFragment(ctx, key)

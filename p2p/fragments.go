@@ -420,7 +420,7 @@ func readFrameHeader(r io.Reader, maxBody int) (frameHeader, error) {
 // readReply reads one reply frame and decodes it: err is a frame that
 // could not be read, bad one that does not decode. The value of a get's
 // reply (a fragment) is read into a buffer of fungi.FragmentBuffer, which
-// becomes the caller's (FragmentClient.PooledFragments).
+// becomes the caller's (FragmentClient.GetFragmentPooled).
 func readReply(r io.Reader) (h frameHeader, rep fragReply, bad, err error) {
 	if h, err = readFrameHeader(r, maxFrameBody); err != nil {
 		return h, rep, nil, err
@@ -1212,9 +1212,15 @@ func newFragmentClient(h *Host, p peer.ID, lim fragLimits) *FragmentClient {
 // Peer returns the ID of the peer c talks to.
 func (c *FragmentClient) Peer() peer.ID { return c.peer }
 
-// PooledFragments says that GetFragment's fragments are read into buffers
-// of fungi.FragmentBuffer that become the caller's (fungi.FragmentPooler).
-func (c *FragmentClient) PooledFragments() {}
+// GetFragmentPooled is GetFragment, whose fragment is read into a buffer
+// of fungi.FragmentBuffer: release gives it back (fungi.PooledFragmentGetter).
+func (c *FragmentClient) GetFragmentPooled(ctx context.Context, key []byte) ([]byte, func(), error) {
+	v, err := c.GetFragment(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, func() { fungi.ReleaseFragment(v) }, nil
+}
 
 // GetFragment fetches the fragment stored under key.
 func (c *FragmentClient) GetFragment(ctx context.Context, key []byte) ([]byte, error) {
