@@ -320,6 +320,15 @@ func (f *faultStore) GetFragment(ctx context.Context, key []byte) ([]byte, error
 	return f.FragmentStore.GetFragment(ctx, key)
 }
 
+// GetFragmentPooled is the store's, without a fault (else GetFragment's).
+func (f *faultStore) GetFragmentPooled(ctx context.Context, key []byte) ([]byte, func(), error) {
+	if pg, ok := f.FragmentStore.(fungi.PooledFragmentGetter); ok && f.mode.Load() == faultOff {
+		return pg.GetFragmentPooled(ctx, key)
+	}
+	v, err := f.GetFragment(ctx, key)
+	return v, nil, err
+}
+
 func (f *faultStore) PutFragments(ctx context.Context, keys, values [][]byte) error {
 	if f.mode.Load() == faultDrop {
 		return nil

@@ -945,8 +945,11 @@ func (ss *serverStream) waitRequest(br *bufio.Reader, slots chan struct{}) error
 // serve answers one request. err is decodeRequest's, if any.
 func (ss *serverStream) serve(ctx context.Context, hdr frameHeader, req fragRequest, err error) {
 	op := fragOp(hdr.kind)
-	rep, held := ss.answer(ctx, req, err)
+	rep, held, release := ss.answer(ctx, req, err)
 	defer ss.peer.replyBytes.release(held)
+	if release != nil {
+		defer release() // once written: send returns when the frame is out or buffered
+	}
 	if ctx.Err() != nil {
 		return // the stream is going away
 	}
@@ -955,55 +958,71 @@ func (ss *serverStream) serve(ctx context.Context, hdr frameHeader, req fragRequ
 }
 
 // answer runs a request against the store. held is the reply bytes
-// acquired from the peer's budget, to release once the reply is written.
-func (ss *serverStream) answer(ctx context.Context, req fragRequest, derr error) (rep fragReply, held int) {
+// acquired from the peer's budget, to release once the reply is written;
+// release (nil: none) gives a pooled fragment's buffer back after that.
+func (ss *serverStream) answer(ctx context.Context, req fragRequest, derr error) (rep fragReply, held int, release func()) {
 	switch {
 	case errors.Is(derr, errUnknownOp):
-		return failReply(stUnsupported, derr.Error()), 0
+		return failReply(stUnsupported, derr.Error()), 0, nil
 	case derr != nil:
-		return failReply(stTooLarge, strings.TrimPrefix(derr.Error(), ErrFragmentTooLarge.Error()+": ")), 0
+		return failReply(stTooLarge, strings.TrimPrefix(derr.Error(), ErrFragmentTooLarge.Error()+": ")), 0, nil
 	}
 	// members only, reads included: the node is open to IPFS peers, who
 	// fetch blocks over bitswap, never fragments
 	if !ss.srv.h.Allowed(ss.remote) {
-		return failReply(stNotMember, ErrNotMember.Error()), 0
+		return failReply(stNotMember, ErrNotMember.Error()), 0, nil
 	}
 	if st, msg := checkRequest(req); st != stOK {
-		return failReply(st, msg), 0
+		return failReply(st, msg), 0, nil
 	}
 	store := ss.srv.store
 	switch req.op {
 	case opGet:
-		it := getItem(store.GetFragment(ctx, req.keys[0]))
+		var it fragItem
+		if pg, ok := store.(fungi.PooledFragmentGetter); ok {
+			var v []byte
+			var err error
+			v, release, err = pg.GetFragmentPooled(ctx, req.keys[0])
+			it = getItem(v, err)
+		} else {
+			it = getItem(store.GetFragment(ctx, req.keys[0]))
+		}
 		if it.status != stOK {
-			return failReply(it.status, it.msg), 0
+			if release != nil {
+				release()
+			}
+			return failReply(it.status, it.msg), 0, nil
 		}
 		if ss.peer.replyBytes.acquire(ctx, len(it.value)) != nil {
-			return rep, 0
+			if release != nil {
+				release()
+			}
+			return rep, 0, nil
 		}
-		return fragReply{value: it.value}, len(it.value)
+		return fragReply{value: it.value}, len(it.value), release
 	case opHas:
 		ok, err := store.HasFragment(ctx, req.keys[0])
 		if err != nil {
-			return failReply(stStoreError, oneLine(err)), 0
+			return failReply(stStoreError, oneLine(err)), 0, nil
 		}
-		return fragReply{found: ok}, 0
+		return fragReply{found: ok}, 0, nil
 	case opPut:
 		if err := store.PutFragment(ctx, req.keys[0], req.values[0]); err != nil {
-			return failReply(stStoreError, oneLine(err)), 0
+			return failReply(stStoreError, oneLine(err)), 0, nil
 		}
-		return rep, 0
+		return rep, 0, nil
 	case opDelete:
 		d, ok := store.(fungi.FragmentDeleter)
 		if !ok {
-			return failReply(stUnsupported, "the peer's store cannot delete"), 0
+			return failReply(stUnsupported, "the peer's store cannot delete"), 0, nil
 		}
 		if err := d.DeleteFragment(ctx, req.keys[0]); err != nil {
-			return failReply(stStoreError, oneLine(err)), 0
+			return failReply(stStoreError, oneLine(err)), 0, nil
 		}
-		return rep, 0
+		return rep, 0, nil
 	case opGetMany:
-		return ss.getMany(ctx, req.keys)
+		rep, held := ss.getMany(ctx, req.keys)
+		return rep, held, nil
 	case opHasMany:
 		rep.items = make([]fragItem, len(req.keys))
 		for i, k := range req.keys {
@@ -1014,20 +1033,20 @@ func (ss *serverStream) answer(ctx context.Context, req fragRequest, derr error)
 				rep.items[i].found = ok
 			}
 		}
-		return rep, 0
+		return rep, 0, nil
 	case opPutMany:
 		if b, ok := store.(fungi.FragmentBatchPutter); ok {
 			if err := b.PutFragments(ctx, req.keys, req.values); err != nil {
-				return failReply(stStoreError, err.Error()), 0
+				return failReply(stStoreError, err.Error()), 0, nil
 			}
-			return rep, 0
+			return rep, 0, nil
 		}
 		for i, k := range req.keys {
 			if err := store.PutFragment(ctx, k, req.values[i]); err != nil {
-				return failReply(stStoreError, fmt.Sprintf("item %d: %s", i, err)), 0
+				return failReply(stStoreError, fmt.Sprintf("item %d: %s", i, err)), 0, nil
 			}
 		}
-		return rep, 0
+		return rep, 0, nil
 	}
 	panic(fmt.Sprintf("p2p: fragment request of kind %d decoded", req.op)) // decodeRequest knows no other
 }
