@@ -7,7 +7,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 # "context deadline exceeded" when the deadline hits a minimisation
 FUZZTIME  ?= 30000x
 # package:target pairs run for FUZZTIME each by `make test` (and `make fuzz`)
-FUZZ      := ./store/resp:FuzzReadCommand ./store/resp:FuzzReadReply ./store/zdb:FuzzDecodeRecord ./store/zdb:FuzzDecodeCheckpoint ./fungi:FuzzManifest ./fungi:FuzzParseFragmentHeader ./fungi:FuzzDecode ./fungi:FuzzCodecRoundTrip ./consensus:FuzzDecodeEntry ./consensus:FuzzReadSnapshot ./p2p:FuzzFragmentFrame ./p2p:FuzzPeerFromRemoteAddr ./testnet:FuzzParseLatency ./testnet:FuzzParseSetting ./node:FuzzConfigKey ./fungi:FuzzReadCAR ./fungi:FuzzDescribeNode ./consensus:FuzzLinkTarget ./node/mount:FuzzParseMountinfo ./node:FuzzTreePath ./node:FuzzParseRate ./node:FuzzObjectQuery ./node:FuzzCrossSite
+FUZZ      := ./store/resp:FuzzReadCommand ./store/resp:FuzzReadReply ./store/zdb:FuzzDecodeRecord ./store/zdb:FuzzDecodeCheckpoint ./fungi:FuzzManifest ./fungi:FuzzManifestLeaves ./fungi:FuzzParseFragmentHeader ./fungi:FuzzDecode ./fungi:FuzzCodecRoundTrip ./consensus:FuzzDecodeEntry ./consensus:FuzzReadSnapshot ./p2p:FuzzFragmentFrame ./p2p:FuzzPeerFromRemoteAddr ./testnet:FuzzParseLatency ./testnet:FuzzParseSetting ./node:FuzzConfigKey ./fungi:FuzzReadCAR ./fungi:FuzzDescribeNode ./consensus:FuzzLinkTarget ./node/mount:FuzzParseMountinfo ./node:FuzzTreePath ./node:FuzzParseRate ./node:FuzzObjectQuery ./node:FuzzCrossSite
 
 TESTNET   ?= testnet-data
 

@@ -11,19 +11,25 @@ import (
 	"github.com/ipfs/go-cid"
 )
 
-// Where the blocks of an imported DAG live. A block with links is kept
+// Where the blocks of an import or an add live. A block with links is kept
 // inline in the manifest up to InlineNodeMax (walking the DAG then needs no
-// fetch); a block without links (raw, or e.g. a dag-pb leaf of a CIDv0
-// file) only up to InlineLeafMax, since below that storing it in the
-// replicated metadata costs less than its fragments (docs/architecture.md
-// has the figures). Bigger blocks are dispersed as fragments like an
-// added file's leaves. Identity CIDs carry their block: never stored.
+// fetch); a block without links (a raw leaf of an added file, or of an
+// imported DAG, or e.g. a dag-pb leaf of a CIDv0 file) only up to
+// InlineLeafMax: such a block reads with no fragment round trip, and a
+// coded leaf just past it costs at most 3x its size in fragments and ZDB
+// records (docs/architecture.md, "Small objects", has the figures and the
+// price: every member keeps inline bytes). Bigger blocks are dispersed as
+// fragments. Identity CIDs carry their block: never stored.
 const (
-	InlineLeafMax = 512
+	InlineLeafMax = 1536
 	InlineNodeMax = 256 << 10
 	// MaxImportInline bounds the inline bytes of one import: its manifests
 	// are committed in one raft entry (consensus.MaxEntrySize, 65 MiB).
 	MaxImportInline = 48 << 20
+	// MaxAddInline bounds the leaves one add keeps inline (bytes and
+	// CIDs, Writer.InlineBudget): past it, small leaves are dispersed, so
+	// an add of a million tiny files does not make a huge raft entry.
+	MaxAddInline = 16 << 20
 )
 
 // ErrRootNotInCAR: a root named by a CAR header is in none of the CAR

@@ -277,6 +277,16 @@ func TestLeafSizesUnixFS(t *testing.T) {
 		for _, s := range sizes {
 			sum += s
 		}
+		// small leaves are inline: no size listed, their bytes in Nodes
+		all, err := m.AllLeaves()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range all {
+			if l.Inline {
+				sum += int64(len(m.Nodes[l.CID].RawData()))
+			}
+		}
 		if len(sizes) != len(distinct) || (len(distinct) == len(leaves) && sum != int64(n)) {
 			t.Fatalf("%d bytes: %d sizes for %d leaves, sum %d", n, len(sizes), len(distinct), sum)
 		}

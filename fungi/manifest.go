@@ -19,14 +19,16 @@ type PoolMember struct {
 }
 
 // Manifest is what must be replicated to read an object back: its root, how
-// its leaves were coded, and the inner DAG nodes (directories, file nodes
-// with their links, symlinks).
+// its leaves were coded, the inner DAG nodes (directories, file nodes with
+// their links, symlinks) and the leaves small enough to keep inline.
 //
 // A manifest comes in two kinds. One made by a UnixFS add (encoding
-// version 1) does not list its leaves: their CIDs are the raw links of the
-// inner nodes and their fragments' keys derive from CID and coding
-// (FragmentKey), so the per-block cost is the link in its parent node (~45
-// bytes for a CIDv1 sha2-256 leaf). One made by a DAG import (Imported,
+// version 1) does not list its dispersed leaves: their CIDs are the raw
+// links of the inner nodes that Nodes does not hold, and their fragments'
+// keys derive from CID and coding (FragmentKey), so the per-block cost is
+// the link in its parent node (~45 bytes for a CIDv1 sha2-256 leaf). Raw
+// leaves of at most InlineLeafMax bytes are in Nodes with the inner nodes
+// (an add made before that rule dispersed them too: both read alike). One made by a DAG import (Imported,
 // version 2) holds blocks of any codec and may be partial (links to blocks
 // it does not hold): Nodes are the blocks kept inline, and Dispersed lists
 // exactly the blocks stored as fragments, with their sizes, so a block
@@ -57,8 +59,8 @@ type Manifest struct {
 	// Pool is the placement's pool when the object was written, in order:
 	// with Spread, it determines where every fragment is.
 	Pool []PoolMember
-	// Nodes are the inner blocks, by CID (for an imported DAG: the blocks
-	// kept inline, of any codec).
+	// Nodes are the blocks kept inline, by CID: the inner nodes and the
+	// small raw leaves (for an imported DAG: blocks of any codec).
 	Nodes map[cid.Cid]blocks.Block
 	// Imported marks a manifest made by a DAG import (encoding version 2):
 	// its dispersed blocks are exactly Dispersed.
@@ -402,8 +404,9 @@ func (d *decoder) bytes() []byte {
 }
 
 // LeafCIDs returns the object's dispersed blocks: for a UnixFS manifest
-// its leaves in content order (a leaf that occurs twice is listed twice),
-// for an imported DAG the Dispersed blocks, by CID bytes.
+// its leaves not kept inline, in content order (a leaf that occurs twice
+// is listed twice), for an imported DAG the Dispersed blocks, by CID
+// bytes. What it lists has fragments; nothing else of the object does.
 func (m *Manifest) LeafCIDs() ([]cid.Cid, error) {
 	if m.Imported {
 		out := make([]cid.Cid, len(m.Dispersed))
@@ -438,8 +441,9 @@ func (m *Manifest) LeafCIDs() ([]cid.Cid, error) {
 }
 
 // LeafSizes returns the size of every dispersed block: for a UnixFS
-// manifest from the Tsize of the links to its raw leaves (a raw root with
-// no inner node is the whole object), for an imported DAG from Dispersed.
+// manifest from the Tsize of the links to its raw leaves not kept inline
+// (a raw root not kept inline is the whole object), for an imported DAG
+// from Dispersed.
 func (m *Manifest) LeafSizes() (map[cid.Cid]int64, error) {
 	out := map[cid.Cid]int64{}
 	if m.Imported {
@@ -468,4 +472,59 @@ func (m *Manifest) LeafSizes() (map[cid.Cid]int64, error) {
 		}
 	}
 	return out, nil
+}
+
+// Leaf is one leaf of an object: its block and where it lives.
+type Leaf struct {
+	CID cid.Cid
+	// Inline: the block's bytes are in the manifest (Nodes); otherwise
+	// it is dispersed as fragments.
+	Inline bool
+}
+
+// AllLeaves returns the object's leaves, dispersed and inline: for a
+// UnixFS manifest its raw leaves in content order (a leaf that occurs
+// twice is listed twice), for an imported DAG the Dispersed blocks, then
+// the inline blocks without links, each by CID bytes. The dispersed ones
+// are LeafCIDs'.
+func (m *Manifest) AllLeaves() ([]Leaf, error) {
+	var out []Leaf
+	if m.Imported {
+		for _, d := range m.Dispersed {
+			out = append(out, Leaf{CID: d.CID})
+		}
+		var inl []cid.Cid
+		for c, blk := range m.Nodes {
+			if links, err := Links(blk); err == nil && len(links) == 0 {
+				inl = append(inl, c)
+			}
+		}
+		slices.SortFunc(inl, func(a, b cid.Cid) int { return bytes.Compare(a.Bytes(), b.Bytes()) })
+		for _, c := range inl {
+			out = append(out, Leaf{CID: c, Inline: true})
+		}
+		return out, nil
+	}
+	var walk func(c cid.Cid) error
+	walk = func(c cid.Cid) error {
+		blk, ok := m.Nodes[c]
+		switch {
+		case !ok && c.Prefix().Codec != cid.Raw:
+			return fmt.Errorf("%w: node %s missing", ErrBadManifest, c)
+		case c.Prefix().Codec == cid.Raw:
+			out = append(out, Leaf{CID: c, Inline: ok})
+			return nil
+		}
+		nd, err := decodeNode(blk)
+		if err != nil {
+			return err
+		}
+		for _, l := range nd.Links() {
+			if err := walk(l.Cid); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return out, walk(m.Root)
 }

@@ -13,9 +13,10 @@ import (
 
 // Writer disperses an import: it is the ipld.DAGService the UnixFS importer
 // writes to. Raw leaves are encoded into fragments and put on their targets
-// by a bounded pool of workers while the import goes on; inner nodes are
-// kept for the manifest. Finish waits for the leaves and returns the
-// manifest, or the first error.
+// by a bounded pool of workers while the import goes on; inner nodes, and
+// raw leaves of at most InlineMax bytes (while the import's InlineBudget
+// lasts), are kept for the manifest. Finish waits for the leaves and
+// returns the manifest, or the first error.
 //
 // A Writer serves one import, from one goroutine (the importer's); it is not
 // reusable.
@@ -34,7 +35,11 @@ type Writer struct {
 	*MemDAG
 
 	mu   sync.Mutex
-	seen map[cid.Cid]bool
+	seen map[cid.Cid]bool // dispersed (or being dispersed) leaves
+	// inline are the leaves kept in the manifest (their bytes are in
+	// MemDAG), inlineBytes what they cost it
+	inline      map[cid.Cid]bool
+	inlineBytes int
 	// storedOf is the fragment bytes written for each stored block
 	storedOf map[cid.Cid]int
 	err      error
@@ -49,6 +54,14 @@ type Writer struct {
 	// the import. The node uses it to mark blocks in flight, so that the
 	// clean-up of another, failed add does not delete them.
 	Admit func(block cid.Cid) error
+	// InlineMax: Add keeps a raw leaf of at most this many bytes in the
+	// manifest instead of dispersing it (-1: none). NewWriter sets
+	// InlineLeafMax; set it before the first Add.
+	InlineMax int
+	// InlineBudget bounds the bytes (block and CID) of the leaves one
+	// import keeps inline: the manifest is committed in one raft entry.
+	// Past it, small leaves are dispersed. NewWriter sets MaxAddInline.
+	InlineBudget int
 }
 
 var _ ipld.DAGService = (*Writer)(nil)
@@ -62,7 +75,8 @@ func NewWriter(ctx context.Context, codec *Codec, c Coding, place Placement, par
 	ctx, cancel := context.WithCancel(ctx)
 	return &Writer{codec: codec, coding: c, place: place, ctx: ctx, cancel: cancel,
 		sem: make(chan struct{}, parallel), MemDAG: NewMemDAG(false), seen: map[cid.Cid]bool{},
-		storedOf: map[cid.Cid]int{}}
+		inline: map[cid.Cid]bool{}, storedOf: map[cid.Cid]int{},
+		InlineMax: InlineLeafMax, InlineBudget: MaxAddInline}
 }
 
 // Add takes one node of the import.
@@ -74,7 +88,35 @@ func (w *Writer) Add(ctx context.Context, nd ipld.Node) error {
 	if c.Prefix().Codec != cid.Raw {
 		return w.MemDAG.Add(ctx, nd)
 	}
+	if w.keepInline(c, len(nd.RawData())) {
+		if err := w.MemDAG.Add(ctx, nd); err != nil {
+			return err
+		}
+		if w.Progress != nil {
+			w.Progress(int64(len(nd.RawData())))
+		}
+		return nil
+	}
 	return w.disperse(ctx, c, nd.RawData())
+}
+
+// keepInline decides whether a raw leaf of size bytes goes into the
+// manifest, and counts it if so (a repeat of an inline leaf stays inline;
+// one already dispersed is dispersed again, which stores nothing).
+func (w *Writer) keepInline(c cid.Cid, size int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.inline[c] {
+		cost := size + len(c.Bytes())
+		if size > w.InlineMax || w.seen[c] || w.inlineBytes+cost > w.InlineBudget {
+			return false
+		}
+		w.inline[c] = true
+		w.inlineBytes += cost
+	}
+	w.size += uint64(size)
+	w.leaves++
+	return true
 }
 
 // Disperse stores blk as fragments whatever its codec, as Add does a raw
@@ -198,9 +240,10 @@ func (w *Writer) AddMany(ctx context.Context, nds []ipld.Node) error {
 	return nil
 }
 
-// Leaves returns the distinct leaves the import gave the writer (stored,
-// failed or in flight): after a failed add, the blocks whose fragments may
-// be orphans. Call it after Finish.
+// Leaves returns the distinct leaves the import gave the writer to
+// disperse (stored, failed or in flight; not those kept inline): after a
+// failed add, the blocks whose fragments may be orphans. Call it after
+// Finish.
 func (w *Writer) Leaves() []cid.Cid {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -293,8 +336,8 @@ func (w *Writer) Pool() []PoolMember {
 func (w *Writer) Close() { w.cancel() }
 
 // Finish waits for every leaf and returns the manifest of root: the inner
-// nodes reachable from it (intermediate directory versions the importer
-// replaced are dropped).
+// nodes and inline leaves reachable from it (intermediate directory
+// versions the importer replaced are dropped).
 func (w *Writer) Finish(root cid.Cid) (*Manifest, error) {
 	w.wg.Wait()
 	defer w.cancel()
@@ -305,8 +348,8 @@ func (w *Writer) Finish(root cid.Cid) (*Manifest, error) {
 		Nodes: map[cid.Cid]blocks.Block{}, Pool: w.Pool()}
 	var walk func(c cid.Cid) error
 	walk = func(c cid.Cid) error {
-		if c.Prefix().Codec == cid.Raw {
-			return nil
+		if c.Prefix().Codec == cid.Raw && !w.inline[c] {
+			return nil // dispersed
 		}
 		if _, done := m.Nodes[c]; done {
 			return nil

@@ -240,7 +240,7 @@ func TestRepoSurvivesFragmentLoss(t *testing.T) {
 	r := newRepo(t)
 	ctx := context.Background()
 	f := filepath.Join(t.TempDir(), "f")
-	data := make([]byte, 4<<20+3)
+	data := make([]byte, 4<<20+3000) // its last leaf too big to be inline
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := range data {
 		data[i] = byte(rng.Uint32())
