@@ -84,38 +84,71 @@ start_zdb() { # extra flags...
 }
 stop_zdb() { kill -TERM "$zdb_pid"; wait "$zdb_pid" 2>/dev/null || true; }
 
-# rps PORT EXTRA... -> "SET GET" requests per second
-rps() {
-  local port=$1; shift
-  redis-benchmark -p "$port" -t set,get -n 200000 -d 4096 -c 50 -r 100000 "$@" --csv 2>/dev/null |
-    awk -F'","' '/"SET"/{s=$2} /"GET"/{g=$2} END{printf "%d %d\n", s, g}'
+# CPU accounting for the zdb runs, in clock ticks (USER_HZ) from /proc.
+hz=$(getconf CLK_TCK); ncpu=$(nproc)
+# proc_ticks PID -> utime+stime of PID (fields after the ")" of the name)
+proc_ticks() { local s; read -r s < "/proc/$1/stat"; s=${s##*) }; set -- $s; echo $(( ${12} + ${13} )); }
+# machine_ticks -> "BUSY STEAL TOTAL" over all CPUs from /proc/stat; busy
+# counts every tick some process or interrupt ran (this kernel charges
+# softirq ticks to the process they interrupt as well, not on top of it)
+machine_ticks() {
+  local _ us ni sy id io irq sirq st
+  read -r _ us ni sy id io irq sirq st _ < /proc/stat
+  echo "$((us + ni + sy + irq + sirq)) $st $((us + ni + sy + irq + sirq + id + io + st))"
+}
+ZDB_N=200000
+# bench_one PORT SERVER_PID TEST EXTRA... -> "RPS SRV_US CLI_US REST_US BUSY
+# STEAL LOAD": one redis-benchmark run of TEST (set or get), with the CPU of
+# the server and of redis-benchmark per request (µs), the rest of the
+# machine's busy CPU per request (other processes, interrupts on idle
+# CPUs), the machine's busy and stolen cores during the run, and the
+# 1-minute load average just before it.
+bench_one() {
+  local port=$1 spid=$2 t=$3; shift 3
+  local load s0 s1 m0 m1 out
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  s0=$(proc_ticks "$spid"); m0=$(machine_ticks)
+  # the subshell waits for redis-benchmark, so its cutime+cstime are the
+  # client's CPU
+  out=$(redis-benchmark -p "$port" -t "$t" -n $ZDB_N -d 4096 -c 50 -r 100000 "$@" --csv 2>/dev/null
+        read -r s < "/proc/$BASHPID/stat"; s=${s##*) }; set -- $s; echo "cpu $(( ${14} + ${15} ))")
+  s1=$(proc_ticks "$spid"); m1=$(machine_ticks)
+  awk -F'","' -v s="$((s1 - s0))" -v m0="$m0" -v m1="$m1" -v hz="$hz" -v n=$ZDB_N -v ncpu="$ncpu" -v load="$load" '
+    /^"(SET|GET)"/ { r = $2 + 0 }
+    /^cpu / { split($0, c, " "); cl = c[2] }
+    END {
+      split(m0, a, " "); split(m1, b, " ")
+      busy = b[1] - a[1]; steal = b[2] - a[2]; tot = b[3] - a[3]; if (tot <= 0) tot = 1
+      us = 1e6 / hz / n
+      printf "%d %.1f %.1f %.1f %.2f %.2f %s\n", r, s * us, cl * us, (busy - s - cl) * us, busy / tot * ncpu, steal / tot * ncpu, load
+    }' <<<"$out"
 }
 
 ROUNDS=${ROUNDS:-3}
 # best_zdb "ZDB FLAGS" BENCH-ARGS...: best of ROUNDS, each on a fresh, empty
 # server, so SETs really write (a repeated SET of an equal value is answered
-# "unchanged" without writing, by 0-db and by us). Prints "SET GET".
+# "unchanged" without writing, by 0-db and by us). SET then GET, each its
+# own redis-benchmark run so that each has its own CPU figures. Prints two
+# lines, "set FIGURES" and "get FIGURES", of the round with the most
+# requests per second for each (FIGURES as bench_one's).
 best_zdb() {
   local flags=$1; shift
-  local bs=0 bg=0
   for _ in $(seq "$ROUNDS"); do
     # shellcheck disable=SC2086
     start_zdb $flags
-    read -r s g < <(rps $port_zdb "$@")
+    echo "set $(bench_one $port_zdb "$zdb_pid" set "$@")"
+    echo "get $(bench_one $port_zdb "$zdb_pid" get "$@")"
     stop_zdb
-    [ "$s" -gt "$bs" ] && bs=$s; [ "$g" -gt "$bg" ] && bg=$g
-  done
-  echo "$bs $bg"
+  done | best_of
 }
 best_redis() {
-  local bs=0 bg=0
   for _ in $(seq "$ROUNDS"); do
     redis-cli -p $port_redis FLUSHALL >/dev/null
-    read -r s g < <(rps $port_redis "$@")
-    [ "$s" -gt "$bs" ] && bs=$s; [ "$g" -gt "$bg" ] && bg=$g
-  done
-  echo "$bs $bg"
+    echo "set $(bench_one $port_redis "$redis_pid" set "$@")"
+    echo "get $(bench_one $port_redis "$redis_pid" get "$@")"
+  done | best_of
 }
+best_of() { awk '$2 > best[$1] { best[$1] = $2; line[$1] = $0 } END { print line["set"]; print line["get"] }'; }
 
 # write_section NAME TEXT: replaces <!-- NAME:start ... NAME:end --> in
 # docs/benchmarks.md, or appends it.
@@ -141,17 +174,25 @@ command -v redis-server >/dev/null 2>&1 || {
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
 }
-say "fungi zdb: redis-benchmark unpipelined and -P 16 (best of $ROUNDS, fresh server each)"
-read -r z_set z_get < <(best_zdb "")
-read -r z_pset z_pget < <(best_zdb "" -P 16)
-read -r zs_set zs_get < <(best_zdb "--sync")
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+# F[RUN.TEST] = bench_one's figures of the best round
+declare -A F
+collect() { local t rest; while read -r t rest; do F[$1.$t]=$rest; done; }
+fig() { local a; read -r -a a <<<"${F[$1]}"; echo "${a[$2]}"; }
+say "fungi zdb: redis-benchmark unpipelined and -P 16 (best of $ROUNDS, fresh server each; load $load0)"
+collect zdb < <(best_zdb "")
+collect zdbp < <(best_zdb "" -P 16)
+collect zdbs < <(best_zdb "--sync")
 
 say "redis-server (ceiling of the client on this machine)"
 redis-server --port $port_redis --save "" --appendonly no --daemonize no >/dev/null 2>&1 &
 redis_pid=$!; pids+=($redis_pid)
 for _ in $(seq 100); do redis-cli -p $port_redis PING >/dev/null 2>&1 && break; sleep 0.05; done
-read -r r_set r_get < <(best_redis)
-read -r r_pset r_pget < <(best_redis -P 16)
+collect redis < <(best_redis)
+collect redisp < <(best_redis -P 16)
+z_set=$(fig zdb.set 0); z_get=$(fig zdb.get 0); z_pset=$(fig zdbp.set 0); z_pget=$(fig zdbp.get 0)
+zs_set=$(fig zdbs.set 0); zs_get=$(fig zdbs.get 0)
+r_set=$(fig redis.set 0); r_get=$(fig redis.get 0); r_pset=$(fig redisp.set 0); r_pget=$(fig redisp.get 0)
 kill "$redis_pid"
 
 say "RSS for 1,000,000 keys of 32 bytes"
@@ -180,9 +221,59 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 date=$(date -u +%Y-%m-%d)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1fx", a/b}'; }
 
+# the CPU table, one row per run; and the runs others disturbed (the rest of
+# the machine took over a quarter core beside the server and the client)
+cpu_rows=""; disturbed=""
+for k in "zdb.set fungi zdb SET" "zdb.get fungi zdb GET" "zdbp.set fungi zdb SET -P 16" "zdbp.get fungi zdb GET -P 16" \
+         "zdbs.set fungi zdb --sync SET" "zdbs.get fungi zdb --sync GET" \
+         "redis.set redis-server SET" "redis.get redis-server GET" "redisp.set redis-server SET -P 16" "redisp.get redis-server GET -P 16"; do
+  key=${k%% *}; label=${k#* }
+  read -r f_rps f_srv f_cli f_rest f_busy f_steal f_load <<<"${F[$key]}"
+  cpu_rows+="| $label | $f_rps | $f_srv | $f_cli | $f_rest | $f_busy | $f_steal | $f_load |"$'\n'
+  awk -v r="$f_rest" -v n="$f_rps" 'BEGIN{exit !(r * n / 1e6 > 0.25)}' &&
+    disturbed+="${disturbed:+, }$label ($(awk -v r="$f_rest" -v n="$f_rps" 'BEGIN{printf "%.2f", r * n / 1e6}') cores)"
+done
+cpu_rows=${cpu_rows%$'\n'}
+if [ -n "$disturbed" ]; then
+  disturbed="Runs where the rest of the machine took over a quarter of a core beside the server and the client (other work on this shared machine, or interrupts): $disturbed; their figures may be low."
+else
+  disturbed="In no run did the rest of the machine take over a quarter of a core beside the server and the client."
+fi
+
+# unpipelined GET against twice 0-db's anchor, and why, from the CPU figures
+read -r g_rps g_srv g_cli g_rest g_busy _ <<<"${F[zdb.get]}"
+read -r rg_rps rg_srv rg_cli rg_rest rg_busy _ <<<"${F[redis.get]}"
+get_note=$(awk -v r="$g_rps" -v s="$g_srv" -v c="$g_cli" -v o="$g_rest" -v b="$g_busy" -v ncpu="$ncpu" \
+    -v rr="$rg_rps" -v rs="$rg_srv" -v rc="$rg_cli" -v rb="$rg_busy" 'BEGIN {
+  target = 2 * 53000; t = s + c + o
+  if (r >= target) printf "Unpipelined GET reaches twice 0-db'"'"'s anchor: %d/s against %d/s.", r, target
+  else printf "Unpipelined GET does not reach twice 0-db'"'"'s anchor: %d/s against %d/s (%.1fx 0-db'"'"'s 53,000/s).", r, target, r / 53000
+  printf " In its best run the machine was busy %.2f of its %d cores; each GET took %.1f µs of CPU in `fungi zdb`,", b, ncpu, s
+  printf " %.1f µs in redis-benchmark and %.1f µs in the rest of the machine, %.1f µs in all: %d cores allow at most %d GET/s at these costs,", c, o, t, ncpu, ncpu * 1e6 / t
+  printf " and %d/s would take %.2f cores, %.2f of them for the client alone.", target, t * target / 1e6, c * target / 1e6
+  if (b >= 0.9 * ncpu) {
+    printf " The %d cores were saturated, so unpipelined GET is bound by CPU here, and the client is %.0f%% of it", ncpu, 100 * c / t
+    if (c > s) printf " (more than the server'"'"'s %.0f%%)", 100 * s / t
+    else printf " (the server %.0f%%)", 100 * s / t
+    printf "."
+  } else {
+    printf " The cores were not saturated (%.2f of %d idle on average), so CPU alone does not set the rate: each of the 50 connections has one request in flight, and waits.", ncpu - b, ncpu
+  }
+  printf " In-memory redis-server reached %d GET/s in the same run, busy %.2f cores, with %.1f µs in the server and %.1f µs in the client per GET.", rr, rb, rs, rc
+}')
+
 if [ $json -eq 1 ]; then
   printf '{"zdb":{"set":%d,"get":%d,"set_p16":%d,"get_p16":%d,"set_sync":%d,"get_sync":%d},' "$z_set" "$z_get" "$z_pset" "$z_pget" "$zs_set" "$zs_get"
   printf '"redis":{"set":%d,"get":%d,"set_p16":%d,"get_p16":%d},' "$r_set" "$r_get" "$r_pset" "$r_pget"
+  printf '"cpu":{'
+  sep=""
+  for key in zdb.set zdb.get zdbp.set zdbp.get zdbs.set zdbs.get redis.set redis.get redisp.set redisp.get; do
+    read -r f_rps f_srv f_cli f_rest f_busy f_steal f_load <<<"${F[$key]}"
+    printf '%s"%s":{"rps":%d,"server_us_per_req":%s,"client_us_per_req":%s,"rest_us_per_req":%s,"busy_cores":%s,"steal_cores":%s,"load1_before":%s}' \
+      "$sep" "$key" "$f_rps" "$f_srv" "$f_cli" "$f_rest" "$f_busy" "$f_steal" "$f_load"
+    sep=","
+  done
+  printf '},"load_before":"%s","cores":%d,' "$load0" "$ncpu"
   printf '"rss_1m_keys_mb":%s,"index_bytes_per_key":%d,"keys":%d}\n' "$rss_mb" "$idx_b" "$n"
 fi
 
@@ -190,12 +281,12 @@ section=$(cat <<EOF
 <!-- zdb:start (generated by scripts/bench.sh; edit the script, not this) -->
 ## ZDB (issue 2)
 
-Measured $date on this project's machine kind ($cpu, 2 cores), in one run:
-\`make bench\` (or \`scripts/bench.sh\`). Requests per second, best of $ROUNDS runs of
-\`redis-benchmark -t set,get -n 200000 -d 4096 -c 50 -r 100000 [-P 16]\`, each against a
-fresh, empty server (so SETs write: a repeated SET of an equal value is answered
-"unchanged" without writing). The client runs on the same 2 cores as the server;
-\`fungi zdb\` runs with its defaults (\`--threads 1\` on 2 cores).
+Measured $date on this project's machine kind ($cpu, $ncpu cores), in one run:
+\`make bench\` (or \`scripts/bench.sh zdb\`); load average before it: $load0. Requests per
+second, best of $ROUNDS rounds of \`redis-benchmark -t set -n 200000 -d 4096 -c 50 -r 100000 [-P 16]\`
+then the same with \`-t get\`, each round against a fresh, empty server (so SETs write: a
+repeated SET of an equal value is answered "unchanged" without writing). The client runs on
+the same $ncpu cores as the server; \`fungi zdb\` runs with its defaults (\`--threads 1\` on 2 cores).
 
 | server | SET | GET | SET -P 16 | GET -P 16 |
 |---|---|---|---|---|
@@ -207,9 +298,19 @@ fresh, empty server (so SETs write: a repeated SET of an equal value is answered
 Against 0-db: SET $(ratio "$z_set" 36000), GET $(ratio "$z_get" 53000) unpipelined
 (target 2x); SET $(ratio "$z_pset" 18000), GET $(ratio "$z_pget" 18000) with -P 16 (target 10x).
 Against redis-server in the same run: SET $(ratio "$z_set" "$r_set"), GET $(ratio "$z_get" "$r_get") unpipelined.
-Unpipelined GET is bound by the client here, not the server: in-memory redis-server
-reaches the same figure, so 2x 0-db (~106k/s) is out of reach of this client on 2 shared
-cores whatever the server does.
+
+CPU per request in the same runs (the best round of each), from \`/proc\`: the server's and
+redis-benchmark's utime+stime over the run, and the machine's busy time from \`/proc/stat\`,
+whose remainder is "rest" (other processes, and interrupts that landed on an idle core);
+busy and stolen are cores of the $ncpu, averaged over the run; load is the 1-minute load
+average just before it.
+
+| run | req/s | server µs/req | client µs/req | rest µs/req | busy cores | stolen cores | load before |
+|---|---|---|---|---|---|---|---|
+$cpu_rows
+
+$get_note
+$disturbed
 
 Memory: RSS of \`fungi zdb\` holding $n keys of $keylen bytes (1-byte values): **$rss_mb MB**
 (target < 150 MB); the index costs about $idx_b bytes per key over the empty process.
