@@ -15,9 +15,14 @@ import (
 
 // Stat describes how an object is stored and what it can survive now.
 type Stat struct {
-	Root   string `json:"root"`
-	Size   uint64 `json:"size"`
-	Blocks int    `json:"blocks"`
+	Root string `json:"root"`
+	Size uint64 `json:"size"`
+	// Blocks counts the object's leaves, repeats counted: dispersed and
+	// inline.
+	Blocks int `json:"blocks"`
+	// Inline counts its distinct leaves kept in the replicated metadata
+	// (small ones): every member holds them, they have no fragments.
+	Inline int    `json:"inline_blocks,omitempty"`
 	Coding string `json:"coding"`
 	// Holders lists every target holding fragments, with counts.
 	Holders []HolderStat `json:"holders"`
@@ -25,7 +30,8 @@ type Stat struct {
 	// (valid fragments beyond K); negative means some block is unreadable.
 	SpareFragments int `json:"spare_fragments"`
 	// TolerableNodeLosses is how many holders can be lost, in the worst
-	// choice, with every block still readable.
+	// choice, with every block still readable (an object all inline: the
+	// pool but one, since every member holds it).
 	TolerableNodeLosses int `json:"tolerable_node_losses"`
 	// Unreachable lists holders that did not answer.
 	Unreachable []string `json:"unreachable"`
@@ -57,10 +63,12 @@ type BlockStat struct {
 
 // BlockLayout is where one block's fragments live: Holders[i] holds
 // fragment i; Missing lists the fragment indices not there (or, with
-// verify, not valid).
+// verify, not valid). An inline block has no holders: its bytes are in
+// the replicated metadata.
 type BlockLayout struct {
 	Index   int      `json:"index"`
 	CID     string   `json:"cid"`
+	Inline  bool     `json:"inline,omitempty"`
 	Holders []string `json:"holders"`
 	Missing []int    `json:"missing,omitempty"`
 	// Corrupt lists the indices whose fragment failed its check (with
@@ -105,7 +113,7 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 	if err != nil {
 		return nil, err
 	}
-	all, err := m.LeafCIDs()
+	all, err := m.AllLeaves()
 	if err != nil {
 		return nil, err
 	}
@@ -116,29 +124,39 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 	place := r.readPlacement(m)
 	st := &Stat{Root: m.Root.String(), Size: m.Size, Blocks: len(all), Coding: m.Coding.String(),
 		SpareFragments: m.Coding.N - m.Coding.K, Unreachable: []string{}, Holders: []HolderStat{}}
-	// distinct blocks, at their first position
+	// distinct blocks, at their first position, in the layout; the
+	// dispersed ones (leaves) are probed
 	var leaves []cid.Cid
-	var at []int
+	var rowOf []int // of leaves: its row in the layout
 	seen := map[cid.Cid]bool{}
 	for i, l := range all {
-		if !seen[l] {
-			seen[l] = true
-			leaves, at = append(leaves, l), append(at, i)
+		if seen[l.CID] {
+			continue
 		}
+		seen[l.CID] = true
+		if l.Inline {
+			st.Inline++
+		} else {
+			leaves, rowOf = append(leaves, l.CID), append(rowOf, len(st.Layout))
+		}
+		st.Layout = append(st.Layout, BlockLayout{Index: i, CID: l.CID.String(), Inline: l.Inline, Holders: []string{}})
+	}
+	if st.Layout == nil {
+		st.Layout = []BlockLayout{}
 	}
 	stores := map[string]fungi.FragmentStore{}
 	per := map[string][]*probe{}
-	st.Layout = make([]BlockLayout, len(leaves))
 	for bi, leaf := range leaves {
 		targets, err := place.Place(leaf, m.Coding.N)
 		if err != nil {
 			return nil, err
 		}
-		st.Layout[bi] = BlockLayout{Index: at[bi], CID: leaf.String(), Holders: make([]string, len(targets))}
+		row := &st.Layout[rowOf[bi]]
+		row.Holders = make([]string, len(targets))
 		for i, t := range targets {
 			stores[t.ID] = t.Store
 			per[t.ID] = append(per[t.ID], &probe{block: bi, index: i, key: fungi.FragmentKey(leaf, m.Coding, i)})
-			st.Layout[bi].Holders[i] = t.ID
+			row.Holders[i] = t.ID
 		}
 	}
 	var wg sync.WaitGroup
@@ -171,9 +189,10 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 			if p.err != nil && !errors.Is(p.err, fungi.ErrFragmentNotFound) {
 				h.Reachable = false
 			}
+			row := &st.Layout[rowOf[p.block]]
 			if p.bad != nil {
 				h.Corrupt++
-				st.Layout[p.block].Corrupt = append(st.Layout[p.block].Corrupt, p.index)
+				row.Corrupt = append(row.Corrupt, p.index)
 			}
 			if p.ok {
 				h.Fragments++
@@ -181,7 +200,7 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 				count[p.block]++
 			} else {
 				h.Missing++
-				st.Layout[p.block].Missing = append(st.Layout[p.block].Missing, p.index)
+				row.Missing = append(row.Missing, p.index)
 			}
 		}
 		for _, n := range count {
@@ -192,21 +211,20 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 		}
 		st.Holders = append(st.Holders, h)
 	}
+	worstHealth := fungi.Full // inline blocks are: every member holds them
 	for bi := range leaves {
-		sort.Ints(st.Layout[bi].Missing)
-		sort.Ints(st.Layout[bi].Corrupt)
+		row := &st.Layout[rowOf[bi]]
+		sort.Ints(row.Missing)
+		sort.Ints(row.Corrupt)
 		st.SpareFragments = min(st.SpareFragments, valid[bi]-m.Coding.K)
 		if valid[bi] < m.Coding.N {
-			st.Damaged = append(st.Damaged, BlockStat{Index: at[bi], CID: leaves[bi].String(), Valid: valid[bi]})
+			st.Damaged = append(st.Damaged, BlockStat{Index: row.Index, CID: row.CID, Valid: valid[bi]})
 		}
-	}
-	worstHealth := fungi.Full
-	for bi := range leaves {
 		present := make([]bool, m.Coding.N)
 		for i := range present {
-			present[i] = !slices.Contains(st.Layout[bi].Missing, i) && !slices.Contains(st.Unreachable, st.Layout[bi].Holders[i])
+			present[i] = !slices.Contains(row.Missing, i) && !slices.Contains(st.Unreachable, row.Holders[i])
 		}
-		h, _ := fungi.Assess(m.Coding, st.Layout[bi].Holders, present, len(m.Pool))
+		h, _ := fungi.Assess(m.Coding, row.Holders, present, len(m.Pool))
 		worstHealth = max(worstHealth, h)
 	}
 	st.Health = worstHealth.String()
@@ -223,6 +241,10 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 		}
 		spare -= n
 		st.TolerableNodeLosses++
+	}
+	if len(leaves) == 0 && st.Inline > 0 {
+		// nothing dispersed: any member keeping the metadata reads it
+		st.TolerableNodeLosses = max(0, len(m.Pool)-1)
 	}
 	return st, nil
 }

@@ -114,6 +114,11 @@ func runStore(api string, quiet bool, o node.AddOptions, path string) error {
 	if res.Files != "" {
 		fmt.Fprintf(os.Stderr, "linked at %s in the shared tree\n", res.Files)
 	}
+	if res.Stored == 0 {
+		// small: every block is in the replicated metadata
+		fmt.Fprintf(os.Stderr, "%d bytes in %d blocks, kept in the object's metadata (which every member holds): no fragments\n", res.Size, res.Blocks)
+		return repo.Close()
+	}
 	fmt.Fprintf(os.Stderr, "%d bytes in %d blocks, coding %s: %d fragment bytes (%.3fx); %s\n",
 		res.Size, res.Blocks, res.Coding, res.Stored, float64(res.Stored)/float64(max(res.Size, 1)), res.Tolerance)
 	return repo.Close()
@@ -347,7 +352,11 @@ func runStat(args []string) error {
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(st)
 	}
-	fmt.Printf("%s\n  size %d bytes in %d blocks, coding %s\n", st.Root, st.Size, st.Blocks, st.Coding)
+	inline := ""
+	if st.Inline > 0 {
+		inline = fmt.Sprintf(" (%d kept inline in the replicated metadata: no fragments)", st.Inline)
+	}
+	fmt.Printf("%s\n  size %d bytes in %d blocks%s, coding %s\n", st.Root, st.Size, st.Blocks, inline, st.Coding)
 	fmt.Printf("  %d holder(s):\n", len(st.Holders))
 	for _, h := range st.Holders {
 		fmt.Printf("    %s %d fragments", h.ID, h.Fragments)
@@ -374,6 +383,9 @@ func runStat(args []string) error {
 				miss[i] = true
 			}
 			fmt.Printf("    %6d %s", b.Index, b.CID)
+			if b.Inline {
+				fmt.Print(" inline")
+			}
 			for i, h := range b.Holders {
 				if miss[i] {
 					fmt.Print(" x")

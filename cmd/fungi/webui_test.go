@@ -109,6 +109,23 @@ func TestWebUI(t *testing.T) {
 	}
 	b.screenshot(filepath.Join(shots, "object.png"))
 
+	// a small object is kept in the replicated metadata: its grid is one
+	// inline row, no fragment cell, and it is full
+	tiny := filepath.Join(dir, "tiny.txt")
+	if err := os.WriteFile(tiny, []byte("a small object\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := c.api(1).Add(ctx, tiny, node.AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.load(base+"#/object/"+tr.Root, "object")
+	b.waitCount(`#grid .cell[data-state="inline"]`, 1)
+	b.waitCount(`#grid .cell[data-state="present"], #grid .cell[data-state="missing"]`, 0)
+	b.waitCount(`#obj-health .h-full`, 1)
+	b.load(base+"#/object/"+root, "object")
+	b.waitCount(`#grid .cell[data-state="present"]`, len(sst.Layout)*n)
+
 	// SIGKILL a holder that is not a voter; the open page, not reloaded,
 	// turns its fragments unreachable
 	nonvoters := st.Nonvoters

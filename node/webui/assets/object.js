@@ -46,6 +46,7 @@ const ObjectPage = {
           <li><span class="cell" data-state="missing"></span>missing</li>
           <li><span class="cell" data-state="corrupt"></span>corrupt</li>
           <li><span class="cell" data-state="unreachable"></span>unreachable holder</li>
+          <li><span class="cell" data-state="inline"></span>inline: in the replicated metadata, no fragments</li>
         </ul>
       </section>
       <section class="card">
@@ -143,7 +144,10 @@ function renderGrid(ctx, st) {
   const grid = $("#grid");
   const layout = list(st.layout);
   const distinct = layout.length < (st.blocks || 0) ? ` (${fmtNum(layout.length)} distinct of ${fmtNum(st.blocks)})` : "";
-  setText("grid-note", layout.length ? `${plural(layout.length, "block")}${distinct} × fragments` : "");
+  const inline = st.inline_blocks ? `, ${fmtNum(st.inline_blocks)} inline` : "";
+  const note = st.inline_blocks === layout.length ? `${plural(layout.length, "block")}${distinct}, inline: no fragments`
+    : `${plural(layout.length, "block")}${distinct}${inline} × fragments`;
+  setText("grid-note", layout.length ? note : "");
   if (layout.length === 0) {
     $("#grid-pager").hidden = true;
     ctx.gridKey = "";
@@ -154,23 +158,30 @@ function renderGrid(ctx, st) {
   ctx.gridPage = Math.min(ctx.gridPage, pages - 1);
   const first = ctx.gridPage * GRID_ROWS_PER_PAGE;
   const rows = layout.slice(first, first + GRID_ROWS_PER_PAGE);
-  const cols = Math.max(...rows.map((b) => list(b.holders).length));
+  // an inline block (small: kept in the replicated metadata) is one cell
+  // across the row: it has no fragments
+  const spread = Math.max(0, ...rows.map((b) => list(b.holders).length));
+  const cols = Math.max(1, spread);
   $("#grid-pager").hidden = pages < 2;
   setText("grid-info", `blocks ${fmtNum(first + 1)}–${fmtNum(first + rows.length)} of ${fmtNum(layout.length)}`);
   $("#grid-prev").disabled = ctx.gridPage === 0;
   $("#grid-next").disabled = ctx.gridPage >= pages - 1;
 
-  const key = `${first}:${rows.length}:${cols}:${rows.map((b) => b.index).join(",")}`;
+  const key = `${first}:${rows.length}:${cols}:${rows.map((b) => b.index + (b.inline ? "i" : "")).join(",")}`;
   if (ctx.gridKey !== key) {
     // the shape changed: build the cells again (one page only)
     const cw = Math.max(8, Math.min(30, Math.floor(700 / cols)));
     grid.style.setProperty("--cw", cw + "px");
     grid.style.setProperty("--ch", (rows.length <= 32 ? 22 : 16) + "px");
-    grid.style.gridTemplateColumns = `3.2em repeat(${cols}, var(--cw))`;
+    grid.style.gridTemplateColumns = spread ? `3.2em repeat(${cols}, var(--cw))` : "3.2em 14em";
     let html = `<div class="gh corner" title="block \\ fragment">#</div>`;
-    for (let c = 0; c < cols; c++) html += `<div class="gh">${cw >= 14 || c % 5 === 0 ? c : ""}</div>`;
+    for (let c = 0; c < cols; c++) html += `<div class="gh">${spread && (cw >= 14 || c % 5 === 0) ? c : ""}</div>`;
     for (const b of rows) {
       html += `<div class="rh">${b.index}</div>`;
+      if (b.inline) {
+        html += `<div class="cell inline-row" data-block="${b.index}" data-state="inline" title="block ${b.index}: inline, in the replicated metadata (every member holds it, no fragments)">inline</div>`;
+        continue;
+      }
       for (let c = 0; c < cols; c++) html += `<div class="cell" data-block="${b.index}" data-frag="${c}"></div>`;
     }
     grid.innerHTML = html;
@@ -181,6 +192,10 @@ function renderGrid(ctx, st) {
   // update the cells in place
   let k = 0;
   for (const b of rows) {
+    if (b.inline) {
+      k++;
+      continue;
+    }
     const states = cellStates(ctx, st, b);
     for (let c = 0; c < cols; c++) {
       const cell = ctx.gridCells[k++];
