@@ -369,7 +369,21 @@ func (s *Service) Objects(ctx context.Context) ([]ObjectState, error) {
 	}
 	out := make([]ObjectState, 0, len(v.objs))
 	for _, o := range v.objs {
-		out = append(out, ObjectState{Root: o.Root, Size: o.Manifest.Size, Coding: o.Manifest.Coding, ObjectAssessment: v.plan.Assessed[o.Root]})
+		a := v.plan.Assessed[o.Root]
+		// small leaves kept in the replicated metadata count as blocks;
+		// an object with nothing else has no holders to lose: every
+		// member keeps it
+		inline := 0
+		for c := range o.Manifest.Nodes {
+			if c.Prefix().Codec == cid.Raw {
+				inline++
+			}
+		}
+		if inline > 0 && a.Blocks == 0 && len(o.Manifest.Pool) > 1 {
+			a.Tolerance = len(o.Manifest.Pool) - 1
+		}
+		a.Blocks += inline
+		out = append(out, ObjectState{Root: o.Root, Size: o.Manifest.Size, Coding: o.Manifest.Coding, ObjectAssessment: a})
 	}
 	return out, nil
 }

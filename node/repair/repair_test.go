@@ -564,3 +564,82 @@ func TestLossesTogetherOneEpoch(t *testing.T) {
 		t.Fatalf("epochs %+v", f.epochs)
 	}
 }
+
+// Small leaves kept in the manifest (issue 15) have no fragments: the
+// scrubber and audits look for none, a loss repairs none of them, the
+// console's list counts them as blocks, and an object all inline is full
+// and can lose every holder but one.
+func TestInlineBlocksNeedNoRepair(t *testing.T) {
+	f := newFake(t, 24)
+	small := f.add(100)
+	empty := f.add(0)
+	mixed := f.add(3<<20 + 100) // three leaves of 1 MiB and a 100-byte one
+	f.local = "node07"
+	s := leading(New(f, Config{Grace: time.Minute, ScrubRate: 1 << 30, AuditSample: 16}, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	ctx := context.Background()
+	var inline []cid.Cid
+	for _, o := range f.objs {
+		all, err := o.m.AllLeaves()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range all {
+			if l.Inline {
+				inline = append(inline, l.CID)
+			}
+		}
+	}
+	if len(inline) != 3 {
+		t.Fatalf("%d inline leaves, want 3", len(inline))
+	}
+	res, err := s.Scrub(ctx)
+	if err != nil || res.LastMissing != 0 || res.LastCorrupt != 0 || len(f.dmg) != 0 {
+		t.Fatalf("scrub: %+v %v, %d reports", res, err, len(f.dmg))
+	}
+	if err := s.Audit(ctx); err != nil || len(s.failedAudits()) != 0 {
+		t.Fatalf("audit: %v, failing %v", err, s.failedAudits())
+	}
+	objs, err := s.Objects(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		switch o.Root {
+		case small, empty:
+			if o.Health != fungi.Full || o.Blocks != 1 || o.Holders != 0 || o.Tolerance != 23 {
+				t.Fatalf("an object all inline: %+v", o)
+			}
+		case mixed:
+			if o.Health != fungi.Full || o.Blocks != 4 || o.Holders != 24 || o.Tolerance != 4 {
+				t.Fatalf("three dispersed leaves and an inline one: %+v", o)
+			}
+		}
+	}
+	lost := []string{"node01", "node05", "node09", "node13"}
+	for _, id := range lost {
+		f.down[id] = 2 * time.Minute
+	}
+	for range 3 {
+		if err := s.tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(f.epochs) != 1 || !f.epochs[0].Done || len(f.writes) == 0 {
+		t.Fatalf("epochs %+v, %d writes", f.epochs, len(f.writes))
+	}
+	for _, l := range inline {
+		for i := range f.codec.Coding().N {
+			key := string(fungi.FragmentKey(l, f.codec.Coding(), i))
+			for _, id := range f.ids {
+				if f.writes[id+key] != 0 {
+					t.Fatalf("repair wrote fragment %d of inline leaf %s on %s", i, l, id)
+				}
+			}
+		}
+	}
+	v := look(t, s)
+	if v.plan.Objects.Full != 3 || len(v.plan.Blocks) != 0 {
+		t.Fatalf("after repair: objects %+v, %d blocks short", v.plan.Objects, len(v.plan.Blocks))
+	}
+	f.readAll(t)
+}
