@@ -28,6 +28,7 @@ import (
 	"github.com/ipfs/boxo/files"
 	"github.com/ipfs/go-cid"
 
+	"github.com/fungistor/fungistor/fungi"
 	"github.com/fungistor/fungistor/node"
 	"github.com/fungistor/fungistor/testnet"
 )
@@ -246,7 +247,9 @@ func pick(rng *rand.Rand, from []int, n int) []int {
 // voters included), every object still reads byte-exact from any survivor
 // and stat names the four as unreachable with no loss left to tolerate;
 // with five down, reads fail with "unavailable" and never return wrong
-// bytes.
+// bytes. Small objects (at most fungi.InlineLeafMax bytes) are in the
+// replicated metadata: no holder, every member keeps them, so they read
+// whatever is down.
 func TestDurability20(t *testing.T) {
 	if testing.Short() {
 		t.Skip("20 daemons")
@@ -263,7 +266,8 @@ func TestDurability20(t *testing.T) {
 	for _, f := range []struct {
 		name string
 		size int
-	}{{"one-byte", 1}, {"three-mib-plus-one", 3<<20 + 1}, {"twenty-mib", 20 << 20}} {
+	}{{"one-byte", 1}, {"three-mib-plus-one", 3<<20 + 1}, {"twenty-mib", 20 << 20},
+		{"empty", 0}, {"threshold-1", fungi.InlineLeafMax - 1}, {"threshold", fungi.InlineLeafMax}, {"threshold+1", fungi.InlineLeafMax + 1}} {
 		o := &object{name: f.name, path: filepath.Join(dir, f.name), data: randomBytes(rng, f.size)}
 		if err := os.WriteFile(o.path, o.data, 0o644); err != nil {
 			t.Fatal(err)
@@ -280,6 +284,7 @@ func TestDurability20(t *testing.T) {
 	}
 	objs = append(objs, &object{name: "tree", path: tree})
 	big := objs[2]
+	inline := func(o *object) bool { return o.data != nil && len(o.data) <= fungi.InlineLeafMax }
 
 	for k, o := range objs {
 		on := all[(k*7+3)%n]
@@ -306,6 +311,13 @@ func TestDurability20(t *testing.T) {
 			st, err := stat(asked%n+1, o)
 			if err != nil {
 				return err
+			}
+			if inline(o) {
+				if len(st.Holders) != 0 || st.Inline != 1 || st.TolerableNodeLosses != n-1 || st.Health != "full" {
+					return fmt.Errorf("stat %s (inline): %d holders, %d inline blocks, tolerable_node_losses %d, health %s",
+						o.name, len(st.Holders), st.Inline, st.TolerableNodeLosses, st.Health)
+				}
+				continue
 			}
 			if len(st.Holders) != n || st.TolerableNodeLosses != lost || len(st.Unreachable) != 0 || len(st.Damaged) != 0 {
 				return fmt.Errorf("stat %s: %d holders, tolerable_node_losses %d, unreachable %v, damaged %v",
@@ -403,6 +415,15 @@ func TestDurability20(t *testing.T) {
 	}
 	t.Logf("fungi cat: exit %d after %d bytes: %s", code, len(out), strings.TrimSpace(stderr))
 	for _, o := range objs {
+		if inline(o) {
+			if err := c.readBack(reader, o); err != nil {
+				t.Fatalf("read %s (inline) with %d nodes down: %v", o.name, lost+1, err)
+			}
+			if st, err := stat(reader, o); err != nil || st.Health != "full" {
+				t.Fatalf("stat %s (inline) with %d nodes down: %+v %v", o.name, lost+1, st, err)
+			}
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		var err error
 		var got []byte
