@@ -276,6 +276,35 @@ func TestSmallObjectsCluster(t *testing.T) {
 		}
 	}
 
+	// dag export (CAR through the API) and block get: the inline blocks too
+	for _, o := range []*smallObject{byName["one"], tail} {
+		var car bytes.Buffer
+		pc, _ := ParseCID(o.root)
+		if err := reader.api.ExportCAR(ctx, pc, &car, nil); err != nil {
+			t.Fatalf("dag export %s: %v", o.name, err)
+		}
+		got, err := carBlocks(car.Bytes())
+		if err != nil || len(got) == 0 {
+			t.Fatalf("dag export %s: %d blocks, %v", o.name, len(got), err)
+		}
+		last := rawCID(t, o.data[len(o.data)/(1<<20)<<20:])
+		blk, err := reader.api.GetBlock(ctx, last)
+		if err != nil || !bytes.Equal(blk.RawData(), o.data[len(o.data)/(1<<20)<<20:]) {
+			t.Fatalf("block get of %s's last leaf: %v", o.name, err)
+		}
+	}
+	// fungi get of the directory: every small file
+	out := filepath.Join(t.TempDir(), "site")
+	siteCID, _ := ParseCID(byName["site"].root)
+	if err := reader.api.Get(ctx, siteCID, out, nil); err != nil {
+		t.Fatalf("get of the directory: %v", err)
+	}
+	for name, data := range byName["site"].files {
+		if got, err := os.ReadFile(filepath.Join(out, name)); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("get: %s: %d bytes, %v", name, len(got), err)
+		}
+	}
+
 	// bitswap serves the inline blocks to a stranger
 	bitswapFetch(t, reader, rawCID(t, byName["kib"].data), byName["kib"].data)
 	bitswapFetch(t, reader, rawCID(t, tail.data[3<<20:]), tail.data[3<<20:])
