@@ -96,7 +96,7 @@ func TestStreamBuffersNeverMix(t *testing.T) {
 func TestOptimisticDecodeFindsBadFragments(t *testing.T) {
 	c, _ := ParseCoding("16/4")
 	sp, stores := pool(20)
-	data := randBytes(5, 3<<20+99)
+	data := randBytes(5, 3<<20+4099) // a last leaf too big to be inline
 	m := addBytes(t, data, c, sp)
 	leaves := leafCIDs(t, m)
 	// the first fragment of every leaf has a flipped bit in its shard (its

@@ -79,6 +79,9 @@ func (p Profile) CidBuilder() cid.Builder {
 // block is added to dag as it is produced (leaves first), so a DAG service
 // can disperse leaves while the import goes on.
 func ImportFile(ctx context.Context, r io.Reader, p Profile, dag ipld.DAGService) (ipld.Node, error) {
+	if w, ok := dag.(*Writer); ok {
+		dag = importDAG{w} // the chunks go back to the chunker's pool
+	}
 	params := helpers.DagBuilderParams{
 		Dagserv:    dag,
 		RawLeaves:  p.RawLeaves,

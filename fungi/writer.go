@@ -9,6 +9,7 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	bufpool "github.com/libp2p/go-buffer-pool"
 )
 
 // Writer disperses an import: it is the ipld.DAGService the UnixFS importer
@@ -80,7 +81,22 @@ func NewWriter(ctx context.Context, codec *Codec, c Coding, place Placement, par
 }
 
 // Add takes one node of the import.
-func (w *Writer) Add(ctx context.Context, nd ipld.Node) error {
+func (w *Writer) Add(ctx context.Context, nd ipld.Node) error { return w.add(ctx, nd, false) }
+
+// importDAG is a Writer as ImportFile's DAG service. The raw leaves it is
+// given are the chunker's buffers (go-buffer-pool), which nothing keeps
+// once the leaf's CID is computed (the DAG builder links a leaf by CID and
+// length): a dispersed leaf's buffer goes back to the chunker's pool once
+// encoded, so an import reuses a few chunk buffers instead of allocating
+// and zeroing one per block. Inline leaves keep theirs (the manifest holds
+// them).
+type importDAG struct{ *Writer }
+
+func (d importDAG) Add(ctx context.Context, nd ipld.Node) error { return d.add(ctx, nd, true) }
+
+// add is Add; with chunks, a dispersed leaf's bytes are a chunk buffer of
+// the importer's to give back once encoded.
+func (w *Writer) add(ctx context.Context, nd ipld.Node, chunks bool) error {
 	if err := w.firstErr(); err != nil {
 		return err
 	}
@@ -97,7 +113,7 @@ func (w *Writer) Add(ctx context.Context, nd ipld.Node) error {
 		}
 		return nil
 	}
-	return w.disperse(ctx, c, nd.RawData())
+	return w.disperse(ctx, c, nd.RawData(), chunks)
 }
 
 // keepInline decides whether a raw leaf of size bytes goes into the
@@ -126,10 +142,10 @@ func (w *Writer) Disperse(ctx context.Context, blk blocks.Block) error {
 	if err := w.firstErr(); err != nil {
 		return err
 	}
-	return w.disperse(ctx, blk.Cid(), blk.RawData())
+	return w.disperse(ctx, blk.Cid(), blk.RawData(), false)
 }
 
-func (w *Writer) disperse(ctx context.Context, c cid.Cid, data []byte) error {
+func (w *Writer) disperse(ctx context.Context, c cid.Cid, data []byte, chunk bool) error {
 	w.mu.Lock()
 	w.size += uint64(len(data))
 	w.leaves++
@@ -156,7 +172,8 @@ func (w *Writer) disperse(ctx context.Context, c cid.Cid, data []byte) error {
 	go func() {
 		defer w.wg.Done()
 		defer func() { <-w.sem }()
-		n, err := w.storeLeaf(c, data)
+		size := len(data)
+		n, err := w.storeLeaf(c, data, chunk)
 		if err != nil {
 			w.fail(fmt.Errorf("block %s: %w", c, err))
 			return
@@ -166,7 +183,7 @@ func (w *Writer) disperse(ctx context.Context, c cid.Cid, data []byte) error {
 		w.storedOf[c] = n
 		w.mu.Unlock()
 		if w.Progress != nil {
-			w.Progress(int64(len(data)))
+			w.Progress(int64(size))
 		}
 	}()
 	return nil
@@ -174,8 +191,11 @@ func (w *Writer) disperse(ctx context.Context, c cid.Cid, data []byte) error {
 
 // storeLeaf encodes one leaf and puts its fragments, in parallel, on their
 // targets.
-func (w *Writer) storeLeaf(c cid.Cid, data []byte) (int, error) {
+func (w *Writer) storeLeaf(c cid.Cid, data []byte, chunk bool) (int, error) {
 	enc, err := w.codec.Encode(c, data)
+	if chunk {
+		bufpool.Put(data) // Encode keeps nothing of it
+	}
 	if err != nil {
 		return 0, err
 	}
