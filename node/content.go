@@ -572,6 +572,10 @@ func (r *Repo) Cat(ctx context.Context, c cid.Cid) (uio.DagReader, error) {
 	return uio.NewDagReader(ctx, nd, dag)
 }
 
+// InlineLeafMax is the largest leaf kept in its object's manifest rather
+// than coded into fragments (fungi.InlineLeafMax).
+const InlineLeafMax = fungi.InlineLeafMax
+
 // CatStream opens a file for one sequential read (cat): its leaves are
 // fetched ahead into pooled buffers and written out from there, without
 // the copies and the cache of Cat's reader.

@@ -28,7 +28,6 @@ import (
 	"github.com/ipfs/boxo/files"
 	"github.com/ipfs/go-cid"
 
-	"github.com/fungistor/fungistor/fungi"
 	"github.com/fungistor/fungistor/node"
 	"github.com/fungistor/fungistor/testnet"
 )
@@ -247,7 +246,7 @@ func pick(rng *rand.Rand, from []int, n int) []int {
 // voters included), every object still reads byte-exact from any survivor
 // and stat names the four as unreachable with no loss left to tolerate;
 // with five down, reads fail with "unavailable" and never return wrong
-// bytes. Small objects (at most fungi.InlineLeafMax bytes) are in the
+// bytes. Small objects (at most node.InlineLeafMax bytes) are in the
 // replicated metadata: no holder, every member keeps them, so they read
 // whatever is down.
 func TestDurability20(t *testing.T) {
@@ -267,7 +266,7 @@ func TestDurability20(t *testing.T) {
 		name string
 		size int
 	}{{"one-byte", 1}, {"three-mib-plus-one", 3<<20 + 1}, {"twenty-mib", 20 << 20},
-		{"empty", 0}, {"threshold-1", fungi.InlineLeafMax - 1}, {"threshold", fungi.InlineLeafMax}, {"threshold+1", fungi.InlineLeafMax + 1}} {
+		{"empty", 0}, {"threshold-1", node.InlineLeafMax - 1}, {"threshold", node.InlineLeafMax}, {"threshold+1", node.InlineLeafMax + 1}} {
 		o := &object{name: f.name, path: filepath.Join(dir, f.name), data: randomBytes(rng, f.size)}
 		if err := os.WriteFile(o.path, o.data, 0o644); err != nil {
 			t.Fatal(err)
@@ -284,7 +283,7 @@ func TestDurability20(t *testing.T) {
 	}
 	objs = append(objs, &object{name: "tree", path: tree})
 	big := objs[2]
-	inline := func(o *object) bool { return o.data != nil && len(o.data) <= fungi.InlineLeafMax }
+	inline := func(o *object) bool { return o.data != nil && len(o.data) <= node.InlineLeafMax }
 
 	for k, o := range objs {
 		on := all[(k*7+3)%n]
