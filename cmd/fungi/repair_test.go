@@ -90,7 +90,9 @@ func (c *cluster) layouts(i int, root string) map[string][]string {
 	st := c.statJSON(i, root)
 	out := map[string][]string{}
 	for _, l := range st.Layout {
-		out[l.CID] = l.Holders
+		if !l.Inline { // a small leaf in the metadata has no fragments
+			out[l.CID] = l.Holders
+		}
 	}
 	return out
 }
@@ -109,6 +111,9 @@ func (c *cluster) spreadOnLive(i int, root string, n int, dead []string) error {
 		return fmt.Errorf("%s: health %s, damaged %v, unreachable %v", root, st.Health, st.Damaged, st.Unreachable)
 	}
 	for _, l := range st.Layout {
+		if l.Inline {
+			continue // a small leaf in the metadata: no fragments to spread
+		}
 		seen := map[string]bool{}
 		for idx, h := range l.Holders {
 			if slices.Contains(dead, h) {
