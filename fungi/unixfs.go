@@ -80,7 +80,7 @@ func (p Profile) CidBuilder() cid.Builder {
 // can disperse leaves while the import goes on.
 func ImportFile(ctx context.Context, r io.Reader, p Profile, dag ipld.DAGService) (ipld.Node, error) {
 	if w, ok := dag.(*Writer); ok {
-		dag = importDAG{w} // the chunks go back to the chunker's pool
+		dag = ImportTarget(w) // the chunks go back to the chunker's pool
 	}
 	params := helpers.DagBuilderParams{
 		Dagserv:    dag,

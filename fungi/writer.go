@@ -94,6 +94,13 @@ type importDAG struct{ *Writer }
 
 func (d importDAG) Add(ctx context.Context, nd ipld.Node) error { return d.add(ctx, nd, true) }
 
+// ImportTarget is w as the DAG service of an import whose raw leaves all
+// come from ImportFile's chunker (ImportFile and ImportNode's files, even
+// through a wrapper such as a progress step): their chunk buffers go back
+// to the chunker's pool once encoded. ImportFile does this itself when
+// given the Writer directly.
+func ImportTarget(w *Writer) ipld.DAGService { return importDAG{w} }
+
 // add is Add; with chunks, a dispersed leaf's bytes are a chunk buffer of
 // the importer's to give back once encoded.
 func (w *Writer) add(ctx context.Context, nd ipld.Node, chunks bool) error {

@@ -227,9 +227,9 @@ func (r *Repo) AddNode(ctx context.Context, n files.Node, o AddOptions, step fun
 		return nil, err
 	}
 	w.Progress = o.Progress
-	var dag ipld.DAGService = w.Writer
+	dag := fungi.ImportTarget(w.Writer) // chunk buffers are reused
 	if step != nil {
-		dag = stepDAG{w.Writer, step}
+		dag = stepDAG{dag, step}
 	}
 	m, idx, err := r.store(ctx, n, p, w.Writer, dag)
 	if err := w.end(ctx, err); err != nil {
