@@ -235,9 +235,13 @@ func (r *Repo) AddNode(ctx context.Context, n files.Node, o AddOptions, step fun
 	if err := w.end(ctx, err); err != nil {
 		return nil, err
 	}
-	return &AddResult{Root: m.Root.String(), Size: m.Size, Blocks: m.Leaves, Stored: m.Stored,
+	res := &AddResult{Root: m.Root.String(), Size: m.Size, Blocks: m.Leaves, Stored: m.Stored,
 		Coding: coding.String(), Tolerance: w.place.DescribeTolerance(coding), Nodes: min(len(w.place.Pool), coding.N),
-		Left: describeLeft(w.left), Index: idx, Manifest: m}, nil
+		Left: describeLeft(w.left), Index: idx, Manifest: m}
+	if leaves, err := m.LeafCIDs(); err == nil && len(leaves) == 0 { // all inline: no fragment anywhere
+		res.Nodes, res.Tolerance = 0, "kept in the replicated metadata: every member holds it"
+	}
+	return res, nil
 }
 
 // dispersal is one add's or import's writing of fragments: a Writer over
