@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"maps"
@@ -317,6 +318,16 @@ func (f *FSM) editTree(c *Command) error {
 
 // mutate applies one validated, non-batch command of a total Op. It cannot fail.
 func (f *FSM) mutate(c *Command) {
+	if c.Op == OpPutManifest {
+		if old, ok := f.manifests.get(c.Key); ok && old.size == c.Size && bytes.Equal(old.data, c.Data) {
+			// The same manifest again: an add sent again by its client
+			// after the first attempt committed unacknowledged (across a
+			// failover), a new request id that dedup cannot know. Nothing
+			// changes, and the manifest keeps the epoch its fragments
+			// were written in; it is not counted as a put.
+			return
+		}
+	}
 	f.ops[c.Op]++
 	switch c.Op {
 	case OpPutMember:

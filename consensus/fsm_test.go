@@ -179,6 +179,28 @@ func TestFSMDedup(t *testing.T) {
 	}
 }
 
+// An add sent again after its first attempt committed (a client retry
+// across a failover: a new request id) puts the same manifest again: a
+// no-op, not counted, and the manifest keeps its epoch. Other bytes under
+// the root replace it.
+func TestFSMSameManifestAgain(t *testing.T) {
+	f := NewFSM()
+	applyCmds(t, f, 1, Batch(PutManifest("root", 10, []byte("m1")), Pin("root")))
+	applyCmds(t, f, 2, BeginRepair(ReasonLost, []string{"x"}, []Candidate{{ID: "y"}}, time.Unix(1, 0)))
+	applyCmds(t, f, 3, Batch(PutManifest("root", 10, []byte("m1")), Pin("root")))
+	m, ok := f.Manifest("root")
+	if !ok || m.Epoch != 0 || string(m.Data) != "m1" {
+		t.Fatalf("after the same manifest again: %+v, %v; want epoch 0", m, ok)
+	}
+	if s := f.Stats(); s.Ops["put-manifest"] != 1 || s.Manifests != 1 {
+		t.Fatalf("ops %v, %d manifests: the same manifest counted twice", s.Ops, s.Manifests)
+	}
+	applyCmds(t, f, 4, PutManifest("root", 11, []byte("m2")))
+	if m, _ := f.Manifest("root"); m.Epoch != 1 || string(m.Data) != "m2" || f.Stats().Ops["put-manifest"] != 2 {
+		t.Fatalf("another manifest under the root: %+v, ops %v", m, f.Stats().Ops)
+	}
+}
+
 func TestFSMBatchAtomic(t *testing.T) {
 	f := NewFSM()
 	bad := Batch(Link("/ok", "c"), Link("not/absolute", "c"))

@@ -372,7 +372,17 @@ func (w *Writer) Finish(root cid.Cid) (*Manifest, error) {
 		return nil, err
 	}
 	m := &Manifest{Root: root, Coding: w.coding, Size: w.size, Leaves: w.leaves, Stored: w.stored,
-		Nodes: map[cid.Cid]blocks.Block{}, Pool: w.Pool()}
+		Nodes: map[cid.Cid]blocks.Block{}}
+	w.mu.Lock()
+	dispersed := len(w.seen) > 0
+	w.mu.Unlock()
+	if dispersed {
+		// with no fragment anywhere there is no placement to record: the
+		// manifest of an all-inline object depends on its content alone,
+		// so an add sent again (after a failover) commits the same bytes
+		// and changes nothing
+		m.Pool = w.Pool()
+	}
 	var walk func(c cid.Cid) error
 	walk = func(c cid.Cid) error {
 		if c.Prefix().Codec == cid.Raw && !w.inline[c] {

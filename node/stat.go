@@ -244,7 +244,11 @@ func (r *Repo) Stat(ctx context.Context, c cid.Cid, verify bool) (*Stat, error) 
 	}
 	if len(leaves) == 0 && st.Inline > 0 {
 		// nothing dispersed: any member keeping the metadata reads it
-		st.TolerableNodeLosses = max(0, len(m.Pool)-1)
+		members := len(m.Pool) // an all-inline manifest records none now
+		if r.cluster != nil {
+			members = max(members, len(r.cluster.fsm().Members()))
+		}
+		st.TolerableNodeLosses = max(0, members-1)
 	}
 	return st, nil
 }

@@ -379,8 +379,9 @@ func (s *Service) Objects(ctx context.Context) ([]ObjectState, error) {
 				inline++
 			}
 		}
-		if inline > 0 && a.Blocks == 0 && len(o.Manifest.Pool) > 1 {
-			a.Tolerance = len(o.Manifest.Pool) - 1
+		// (an all-inline manifest records no pool: count the members)
+		if members := max(len(o.Manifest.Pool), len(v.members)); inline > 0 && a.Blocks == 0 && members > 1 {
+			a.Tolerance = members - 1
 		}
 		a.Blocks += inline
 		out = append(out, ObjectState{Root: o.Root, Size: o.Manifest.Size, Coding: o.Manifest.Coding, ObjectAssessment: a})
