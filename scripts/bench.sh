@@ -264,10 +264,7 @@ get_note=$(awk -v r="$g_rps" -v s="$g_srv" -v c="$g_cli" -v o="$g_rest" -v b="$g
   printf " %.1f µs in redis-benchmark and %.1f µs in the rest of the machine, %.1f µs in all: %d cores allow at most %d GET/s at these costs,", c, o, t, ncpu, ncpu * 1e6 / t
   printf " and %d/s would take %.2f cores, %.2f of them for the client alone.", target, t * target / 1e6, c * target / 1e6
   if (b >= 0.9 * ncpu) {
-    printf " The %d cores were saturated, so unpipelined GET is bound by CPU here, and the client is %.0f%% of it", ncpu, 100 * c / t
-    if (c > s) printf " (more than the server'"'"'s %.0f%%)", 100 * s / t
-    else printf " (the server %.0f%%)", 100 * s / t
-    printf "."
+    printf " The %d cores were saturated, so unpipelined GET is bound by CPU here: of the CPU of each GET, the server took %.0f%%, the client %.0f%% and the rest of the machine %.0f%%.", ncpu, 100 * s / t, 100 * c / t, 100 * o / t
   } else {
     printf " The cores were not saturated (%.2f of %d idle on average), so CPU alone does not set the rate: each of the 50 connections has one request in flight, and waits.", ncpu - b, ncpu
   }
@@ -313,9 +310,10 @@ Against redis-server in the same run: SET $(ratio "$z_set" "$r_set"), GET $(rati
 
 CPU per request in the same runs (the best round of each), from \`/proc\`: the server's and
 redis-benchmark's utime+stime over the run, and the machine's busy time from \`/proc/stat\`,
-whose remainder is "rest" (other processes, and interrupts that landed on an idle core);
+whose remainder is "rest" (other processes, and interrupts that landed on an idle core; the
+processes' times are exact, the machine's sampled every tick, so rest is good to about 1 µs);
 busy and stolen are cores of the $ncpu, averaged over the run; load is the 1-minute load
-average just before it.
+average just before it (after the first run it counts this benchmark's own earlier runs).
 
 | run | req/s | server µs/req | client µs/req | rest µs/req | busy cores | stolen cores | load before |
 |---|---|---|---|---|---|---|---|
@@ -608,7 +606,8 @@ precise figures on this VM, so "rest" (busy less every process, plus kernel thre
 slightly negative. Others: every other process's CPU (with the children it reaped), the rest of the
 machine, shared with other engineers' tests; before each part the script waits up to 15 minutes,
 and before each measure up to 120 s, until it takes under a quarter of a core and no test binary
-(\`*.test\`) runs; a measure where it took more is marked **busy**.
+(\`*.test\`) runs; a measure where it took more is marked **busy**, and its part is run again
+(twice at most; the run says which parts were).
 
 $table
 <!-- cost:end -->
