@@ -415,29 +415,14 @@ func (m *Manifest) LeafCIDs() ([]cid.Cid, error) {
 		}
 		return out, nil
 	}
+	leaves, err := m.AllLeaves()
 	var out []cid.Cid
-	var walk func(c cid.Cid) error
-	walk = func(c cid.Cid) error {
-		blk, ok := m.Nodes[c]
-		if !ok {
-			if c.Prefix().Codec != cid.Raw {
-				return fmt.Errorf("%w: node %s missing", ErrBadManifest, c)
-			}
-			out = append(out, c)
-			return nil
+	for _, l := range leaves {
+		if !l.Inline {
+			out = append(out, l.CID)
 		}
-		nd, err := decodeNode(blk)
-		if err != nil {
-			return err
-		}
-		for _, l := range nd.Links() {
-			if err := walk(l.Cid); err != nil {
-				return err
-			}
-		}
-		return nil
 	}
-	return out, walk(m.Root)
+	return out, err
 }
 
 // LeafSizes returns the size of every dispersed block: for a UnixFS
