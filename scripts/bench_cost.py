@@ -356,6 +356,15 @@ def check_file(path, size, want, what):
         raise Failure("%s > FILE: %d bytes, sha256 %s; the file has %d bytes, sha256 %s" % (what, n, got, size, want))
 
 
+def fresh_dir(ctx, name):
+    """WORK/name, or WORK/name-2, -3 ... when a part runs again."""
+    path, n = os.path.join(ctx.work, name), 1
+    while os.path.exists(path):
+        n += 1
+        path = os.path.join(ctx.work, "%s-%d" % (name, n))
+    return path
+
+
 def tree_bytes(path):
     """Allocated bytes (st_blocks) of every file under path."""
     n = 0
@@ -375,7 +384,7 @@ class Testnet:
 
     def __init__(self, ctx, name, n, no_store=()):
         self.ctx, self.bin, self.n, self.no_store = ctx, ctx.fungi, n, tuple(no_store)
-        self.dir = os.path.join(ctx.work, name)
+        self.dir = fresh_dir(ctx, name)
         self.up_ = False
 
     def fungi(self, *args, env=None):
@@ -478,9 +487,10 @@ class Kubo:
     def __init__(self, ctx, names):
         self.ctx, self.bin, self.names = ctx, ctx.ipfs, names
         self.procs, self.api, self.gateway, self.swarm = {}, {}, {}, {}
+        self.repos = {n: fresh_dir(ctx, "kubo-" + n) for n in names}
 
     def env(self, name):
-        return dict(os.environ, IPFS_PATH=os.path.join(self.ctx.work, "kubo-" + name), IPFS_TELEMETRY="off")
+        return dict(os.environ, IPFS_PATH=self.repos[name], IPFS_TELEMETRY="off")
 
     def ipfs(self, name, *args):
         return bc.run([self.bin, *args], env=self.env(name))
@@ -500,7 +510,7 @@ class Kubo:
         self.connect()
 
     def start(self, name):
-        log = open(os.path.join(self.ctx.work, "kubo-%s.log" % name), "ab")
+        log = open(self.repos[name] + ".log", "ab")
         p = subprocess.Popen([self.bin, "daemon"], env=self.env(name), stdout=log, stderr=subprocess.STDOUT,
                              start_new_session=True)
         self.procs[name] = p
@@ -558,14 +568,14 @@ class SingleFungi:
     """`fungi init` in a fresh FUNGI_PATH, then `fungi daemon` (make run)."""
 
     def __init__(self, ctx):
-        self.ctx, self.path, self.proc = ctx, os.path.join(ctx.work, "single"), None
+        self.ctx, self.path, self.proc = ctx, fresh_dir(ctx, "single"), None
 
     def start(self):
         env = self.env()
         # make run's defaults, but loopback and free ports: others' daemons
         # may hold 4001, 5980 and 8080 on this shared machine
         bc.run([self.ctx.fungi, "init", "--listen", "/ip4/127.0.0.1/tcp/0", "--gateway", "127.0.0.1:0"], env=env)
-        log = open(os.path.join(self.ctx.work, "single.log"), "wb")
+        log = open(self.path + ".log", "wb")
         self.ctx.cleanups.append(self.stop)
         self.proc = subprocess.Popen([self.ctx.fungi, "daemon", "--api", "127.0.0.1:0"], env=env, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
