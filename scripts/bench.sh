@@ -9,8 +9,9 @@
 # writes it from a saved `scripts/bench_content.py --json` run instead.
 # COST_SIZE (default 1G) sizes the cost section and COST_PARTS (default all)
 # picks its parts; COST_JSON=FILE writes it from a saved `scripts/bench_cost.py
-# --json` run; COST_BEFORE=FILE (default docs/bench/cost-baseline.json) is
-# the run shown beside it as "before". `content` runs `cost` too.
+# --json` run; COST_BEFORE=FILE (default docs/bench/cost-4f78bd2.json, the
+# run before issue 15's changes) is shown beside it as "before". `content`
+# runs `cost` too.
 # IPFSNET_SIZE (default 1G) and ROUNDS (default 3) size the ipfsnet section;
 # IPFSNET_JSON=FILE writes it from a saved `scripts/bench_ipfsnet.py --json`.
 # QSFS_SIZE (default 1G), ROUNDS, QSFS_FILES (default 100000) and
@@ -544,7 +545,7 @@ EOF
 }
 
 bench_cost() {
-  local size=${COST_SIZE:-1G} before=${COST_BEFORE:-docs/bench/cost-baseline.json}
+  local size=${COST_SIZE:-1G} before=${COST_BEFORE:-docs/bench/cost-4f78bd2.json}
   say "cost: core-seconds per GiB of every process, fungi beside Kubo, $size (waits before each measure for a quieter machine)"
   local out table date human b=()
   out=$(py_run cost "${COST_JSON:-}" --size "$size" --parts "${COST_PARTS:-newcomer,tuned,kubo,single,assets}")

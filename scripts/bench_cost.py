@@ -1090,8 +1090,8 @@ def targets(d):
     p = m(d, "newcomer publish")
     if p:
         lead = g("newcomer publish", "entry")
-        out.append(("leader <= 3 core-s/GiB including the import (newcomer publish; the CLI beside: %.2f)" % per_gib(cpu(p, "cli"), p["bytes"]),
-                    show([lead]), lead[0] <= 3))
+        out.append(("leader <= 3 core-s/GiB including the import (newcomer publish)",
+                    show([lead]) + "; the CLI beside: %.2f" % per_gib(cpu(p, "cli"), p["bytes"]), lead[0] <= 3))
         h = g("newcomer publish", "peer")
         out.append(("holders <= 1.5 core-s/GiB stored (newcomer publish, the four others together, per GiB of content)",
                     show([h]), h[0] <= 1.5))
